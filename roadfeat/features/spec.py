@@ -1,0 +1,257 @@
+"""The feature matrix as data: kinds x sources x scales -> stable names.
+
+A spec is a JSON-able dict::
+
+    {"version": 1, "working_gsd": 1.0,
+     "features": [{"kind": "gabor", "sources": ["lum"], "wavelengths": [4, 8], "n_orient": 8},
+                  ...]}
+
+Each entry names a *kind* from :data:`KINDS`; the kind turns the entry's
+parameters into a list of feature names (without computing anything) and
+computes the arrays in that order. The spec is saved with every feature set
+and model; :func:`validate_spec` refuses one the code cannot reproduce.
+Features are computed at ``working_gsd`` metres per pixel, so one model
+serves imagery of several resolutions.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..backend import Backend, backend_of
+from . import colour, gabor, hessian, lines, smoothing
+
+SPEC_VERSION = 1
+
+DEFAULT_SPEC: dict = {
+    "version": SPEC_VERSION,
+    "working_gsd": 1.0,
+    "features": [
+        {"kind": "colour", "sources": list(colour.CHANNELS)},
+        {"kind": "gaussian", "sources": ["lum", "sat", "exg", "lab_b"], "sigmas": [2, 4, 8, 16]},
+        {"kind": "local_std", "sources": ["lum"], "sigmas": [2, 4, 8]},
+        {"kind": "gradient", "sources": ["lum"], "sigmas": [1, 2, 4]},
+        {"kind": "hessian", "sources": ["lum"], "sigmas": [1, 2, 3, 5]},
+        {"kind": "gabor", "sources": ["lum"], "wavelengths": [4, 8, 16], "n_orient": 8},
+        {"kind": "line", "sources": ["lum", "sat", "ridge_bright"], "lengths": [21, 41],
+         "n_orient": 12},
+    ],
+}
+
+_HSV = ("hue_cos", "hue_sin", "sat", "val")
+_LAB = ("lab_l", "lab_a", "lab_b")
+# Derived sources: single channels that other kinds can filter.
+_RIDGE_SIGMAS = (1.0, 2.0, 4.0)
+
+
+class SpecError(ValueError):
+    """A feature spec that this version of roadfeat cannot reproduce."""
+
+
+class Sources:
+    """Lazily computed, cached source channels of one RGB image in [0, 1]."""
+
+    def __init__(self, rgb):
+        self.rgb = rgb
+        self._cache: dict = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._cache:
+            self._cache[name] = self._compute(name)
+        return self._cache[name]
+
+    def _compute(self, name: str):
+        # Channels that share one conversion are cached together.
+        for group, convert in (_HSV, colour.rgb_to_hsv), (_LAB, colour.rgb_to_lab):
+            if name in group:
+                xp = backend_of(self.rgb).xp
+                for n, arr in zip(group, convert(self.rgb)):
+                    self._cache[n] = xp.ascontiguousarray(arr, dtype=xp.float32)
+                return self._cache[name]
+        if name in colour.CHANNELS:
+            return colour.colour_channel(self.rgb, name)
+        if name in ("ridge_bright", "ridge_dark"):
+            xp = backend_of(self.rgb).xp
+            best = None
+            for s in _RIDGE_SIGMAS:
+                br, dk = hessian.ridge_measures(*hessian.hessian_eigenvalues(self["lum"], s))
+                r = br if name == "ridge_bright" else dk
+                best = r if best is None else xp.maximum(best, r)
+            return best
+        raise SpecError(f"unknown source {name!r}")
+
+
+SOURCE_NAMES = tuple(colour.CHANNELS) + ("ridge_bright", "ridge_dark")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A feature kind: its parameters, its names, and how to compute them."""
+
+    params: tuple[str, ...]
+    names: Callable[[dict], list[str]]
+    compute: Callable[[Sources, dict], Iterator]
+
+
+def _fmt(x) -> str:
+    return f"{x:g}"
+
+
+def _per_scale(prefixes, scale_key, tag):
+    def names(e):
+        return [f"{p}_{src}_{tag}{_fmt(s)}" for src in e["sources"] for s in e[scale_key]
+                for p in prefixes]
+    return names
+
+
+def _colour_names(e):
+    return [f"colour_{c}" for c in e["sources"]]
+
+
+def _colour(src, e):
+    for c in e["sources"]:
+        yield src[c]
+
+
+def _gaussian(src, e):
+    for s in e["sources"]:
+        for sig in e["sigmas"]:
+            yield smoothing.local_mean(src[s], sig)
+
+
+def _local_std(src, e):
+    for s in e["sources"]:
+        for sig in e["sigmas"]:
+            yield smoothing.local_std(src[s], sig)
+
+
+def _gradient(src, e):
+    for s in e["sources"]:
+        for sig in e["sigmas"]:
+            yield hessian.gradient_magnitude(src[s], sig)
+
+
+def _hessian(src, e):
+    for s in e["sources"]:
+        for sig in e["sigmas"]:
+            lmax, lmin = hessian.hessian_eigenvalues(src[s], sig)
+            yield lmax
+            yield lmin
+            yield from hessian.ridge_measures(lmax, lmin)
+
+
+def _gabor(src, e):
+    for s in e["sources"]:
+        for w in e["wavelengths"]:
+            yield from gabor.orientation_summary(gabor.gabor_energy(src[s], w, e["n_orient"]))
+
+
+def _line(src, e):
+    for s in e["sources"]:
+        for length in e["lengths"]:
+            yield from lines.line_contrast(src[s], int(length), e["n_orient"])
+
+
+KINDS: dict[str, Kind] = {
+    "colour": Kind(("sources",), _colour_names, _colour),
+    "gaussian": Kind(("sources", "sigmas"), _per_scale(["gauss"], "sigmas", "s"), _gaussian),
+    "local_std": Kind(("sources", "sigmas"), _per_scale(["std"], "sigmas", "s"), _local_std),
+    "gradient": Kind(("sources", "sigmas"), _per_scale(["grad"], "sigmas", "s"), _gradient),
+    "hessian": Kind(("sources", "sigmas"),
+                    _per_scale(["hess_lmax", "hess_lmin", "ridge_bright", "ridge_dark"],
+                               "sigmas", "s"), _hessian),
+    "gabor": Kind(("sources", "wavelengths", "n_orient"),
+                  _per_scale(["gabor_max", "gabor_mean", "gabor_range"], "wavelengths", "w"),
+                  _gabor),
+    "line": Kind(("sources", "lengths", "n_orient"),
+                 _per_scale(["line_max", "line_min", "line_aniso"], "lengths", "l"), _line),
+}
+
+
+def default_spec() -> dict:
+    return copy.deepcopy(DEFAULT_SPEC)
+
+
+def validate_spec(spec: dict) -> list[str]:
+    """Check that ``spec`` can be reproduced; return its feature names.
+
+    Raises
+    ------
+    SpecError
+        With a one-line reason when it cannot.
+    """
+    if not isinstance(spec, dict) or "features" not in spec:
+        raise SpecError("feature spec must be a dict with a 'features' list")
+    if spec.get("version") != SPEC_VERSION:
+        raise SpecError(f"feature spec version {spec.get('version')!r} is not supported "
+                        f"(this roadfeat reads version {SPEC_VERSION})")
+    gsd = spec.get("working_gsd")
+    if not isinstance(gsd, (int, float)) or gsd <= 0:
+        raise SpecError(f"working_gsd must be a positive number, not {gsd!r}")
+    names: list[str] = []
+    for i, e in enumerate(spec["features"]):
+        kind = KINDS.get(e.get("kind")) if isinstance(e, dict) else None
+        if kind is None:
+            raise SpecError(f"feature entry {i}: unknown kind {e.get('kind') if isinstance(e, dict) else e!r}"
+                            f"; known: {', '.join(KINDS)}")
+        missing = [p for p in kind.params if p not in e]
+        extra = [p for p in e if p not in kind.params and p != "kind"]
+        if missing or extra:
+            raise SpecError(f"feature entry {i} ({e['kind']}): missing {missing}, unknown {extra}")
+        bad = [s for s in e["sources"] if s not in SOURCE_NAMES]
+        if bad:
+            raise SpecError(f"feature entry {i} ({e['kind']}): unknown sources {bad}")
+        names.extend(kind.names(e))
+    if len(set(names)) != len(names):
+        raise SpecError("feature spec yields duplicate feature names")
+    return names
+
+
+def feature_names(spec: dict) -> list[str]:
+    return validate_spec(spec)
+
+
+def working_shape(shape, input_gsd: float, working_gsd: float) -> tuple[int, int]:
+    """Image shape after resampling from ``input_gsd`` to ``working_gsd``."""
+    f = input_gsd / working_gsd
+    return max(1, int(round(shape[0] * f))), max(1, int(round(shape[1] * f)))
+
+
+def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: float = 0.5):
+    """Feature stack of one image.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 array
+    spec : dict
+        Feature spec (see module docstring).
+    backend : Backend
+        Where to compute; the result lives there too.
+    input_gsd : float
+        Metres per pixel of ``rgb``.
+
+    Returns
+    -------
+    stack : (F, h, w) float32 array, C-contiguous
+        ``h, w`` is the working shape; ``stack.reshape(F, -1).T`` is the
+        (pixels, features) matrix in Fortran order, without a copy.
+    """
+    names = validate_spec(spec)
+    xp = backend.xp
+    img = backend.asarray(rgb).astype(xp.float32) * (1.0 / 255.0)
+    shape = working_shape(img.shape, input_gsd, spec["working_gsd"])
+    if shape != img.shape[:2]:
+        img = backend.resize(img, shape)
+    src = Sources(xp.ascontiguousarray(img))
+    stack = xp.empty((len(names),) + shape, dtype=xp.float32)
+    i = 0
+    for e in spec["features"]:
+        for arr in KINDS[e["kind"]].compute(src, e):
+            stack[i] = arr
+            i += 1
+    assert i == len(names), (i, len(names))
+    return stack

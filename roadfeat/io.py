@@ -1,0 +1,222 @@
+"""Reading images and masks, finding them in folders, and writing atomically.
+
+Every read error is an :class:`InputError` whose message is one line that
+names the file and says what is wrong. Every write goes to a temporary file
+in the destination folder and is renamed into place, so a killed run never
+leaves a file that looks complete and is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+MIN_SIDE = 16
+# Whole-image reads are capped; 20000^2 RGB is 1.2 GB of pixels.
+MAX_PIXELS = 20000 * 20000
+
+_SAT_RE = re.compile(r"^(?P<id>.+)_sat\.(?P<ext>[A-Za-z]+)$")
+
+
+class InputError(Exception):
+    """A bad input file or folder. ``str(err)`` is a one-line message."""
+
+    def __init__(self, path, what: str):
+        self.path = str(path)
+        self.what = what
+        super().__init__(f"{path}: {what}")
+
+
+# ------------------------------------------------------------------ finding
+def find_images(folder) -> tuple[dict[str, Path], dict[str, InputError]]:
+    """Find ``<id>_sat.<ext>`` images in ``folder``.
+
+    Returns
+    -------
+    images : dict
+        id -> path, sorted by id.
+    errors : dict
+        id -> InputError for ids that cannot be used (two images for one id).
+
+    Raises
+    ------
+    InputError
+        When the folder does not exist or holds no images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    seen: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        m = _SAT_RE.match(p.name)
+        if m and p.suffix.lower() in IMAGE_EXTS and p.is_file():
+            seen.setdefault(m.group("id"), []).append(p)
+    if not seen:
+        raise InputError(folder, f"no images named <id>_sat.{{{','.join(e[1:] for e in IMAGE_EXTS)}}}")
+    images, errors = {}, {}
+    for k in sorted(seen):
+        paths = seen[k]
+        if len(paths) > 1:
+            errors[k] = InputError(paths[0], "two images for one id: "
+                                   + ", ".join(p.name for p in paths))
+        else:
+            images[k] = paths[0]
+    return images, errors
+
+
+def mask_path_for(image_path: Path, mask_dir=None) -> Path:
+    """``<id>_mask.png`` beside the image (or in ``mask_dir``)."""
+    image_path = Path(image_path)
+    m = _SAT_RE.match(image_path.name)
+    stem = m.group("id") if m else image_path.stem
+    return Path(mask_dir or image_path.parent) / f"{stem}_mask.png"
+
+
+# ------------------------------------------------------------------ reading
+def _open(path: Path) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "permission denied")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(path, "image dimensions too large (decompression bomb guard)") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except Exception as exc:
+        raise InputError(path, f"not a readable image ({type(exc).__name__})") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise InputError(path, f"image is {w}x{h}, over the {MAX_PIXELS} pixel limit "
+                               "(decompression bomb guard)")
+    if min(w, h) < MIN_SIDE:
+        raise InputError(path, f"image is {w}x{h}; both sides must be at least {MIN_SIDE} pixels")
+    return im
+
+
+def _load(im: Image.Image, path: Path) -> Image.Image:
+    try:
+        im.load()
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"corrupt or truncated image ({msg})") from None
+    return im
+
+
+def read_image(path) -> np.ndarray:
+    """Read an RGB image as ``uint8`` of shape (H, W, 3).
+
+    Conversions: greyscale is repeated into three channels; RGBA and LA drop
+    alpha; palette images are expanded. 16-bit and floating-point images are
+    refused, because their radiometric scaling is not known.
+    """
+    path = Path(path)
+    im = _load(_open(path), path)
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
+        raise InputError(path, f"{mode} image: only 8-bit images are supported; "
+                               "convert to 8-bit RGB first")
+    if mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InputError(path, f"unexpected pixel layout {arr.shape}")
+    return arr
+
+
+def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a road mask as ``bool`` (road where grey >= 128).
+
+    Raises :class:`InputError` when the mask's size differs from ``shape`` or
+    when it is not binary-like (over 5% of pixels far from both 0 and 255).
+    """
+    path = Path(path)
+    im = _load(_open(path), path)
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        raise InputError(path, f"{im.mode} mask: masks must be 8-bit")
+    grey = np.asarray(im.convert("L"), dtype=np.uint8)
+    if shape is not None and grey.shape != tuple(shape[:2]):
+        raise InputError(path, f"mask is {grey.shape[1]}x{grey.shape[0]} but its image is "
+                               f"{shape[1]}x{shape[0]}")
+    mid = np.count_nonzero((grey > 32) & (grey < 224))
+    if mid > 0.05 * grey.size:
+        raise InputError(path, f"mask is not binary-like ({100 * mid / grey.size:.0f}% of pixels "
+                               "between 32 and 224)")
+    return grey >= 128
+
+
+# ------------------------------------------------------------------ writing
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json_atomic(path, obj) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    buf = _io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def write_mask(path, mask: np.ndarray) -> None:
+    """Write a boolean mask as a 3-channel 0/255 PNG, like the challenge's masks."""
+    m = np.where(mask, 255, 0).astype(np.uint8)
+    write_bytes_atomic(path, encode_png(np.repeat(m[:, :, None], 3, axis=2)))
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    write_bytes_atomic(path, encode_png(np.ascontiguousarray(rgb, dtype=np.uint8)))
+
+
+def write_npz_atomic(path, **arrays) -> None:
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def read_json(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc.__class__.__name__})") from None
