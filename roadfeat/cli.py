@@ -1,0 +1,219 @@
+"""The ``roadfeat`` command: extract | train | predict | evaluate | synth | demo.
+
+Exit codes: 0 success; 1 some inputs in a folder failed (the others were
+processed; a summary is printed); 2 the command could not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .io import InputError, read_json
+
+log = logging.getLogger("roadfeat")
+
+
+def _common(p: argparse.ArgumentParser, device=True, seed=True):
+    if device:
+        p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                       help="array backend: GPU when one works (auto), or force one")
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="roadfeat", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("extract", help="labelled images -> sampled feature rows")
+    p.add_argument("--images", required=True, help="folder of <id>_sat.* and <id>_mask.png")
+    p.add_argument("--masks", default=None, help="folder of masks, if not beside the images")
+    p.add_argument("--out", required=True, help="features folder, e.g. features/NAME")
+    p.add_argument("--config", default=None, help="JSON feature spec (default: built-in spec)")
+    p.add_argument("--gsd", type=float, default=0.5, help="metres per pixel of the images (0.5)")
+    p.add_argument("--pixels-per-image", type=int, default=20000,
+                   help="training pixels sampled per image (default 20000)")
+    p.add_argument("--pos-fraction", type=float, default=0.5,
+                   help="share of road pixels in the sample (default 0.5)")
+    _common(p)
+
+    p = sub.add_parser("train", help="feature rows -> LightGBM model + model card")
+    p.add_argument("--features", required=True, help="features folder made by extract")
+    p.add_argument("--out", required=True, help="model folder, e.g. models/NAME")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of whole images held out for early stopping and threshold")
+    p.add_argument("--no-refit", action="store_true",
+                   help="keep the model fit without the validation images")
+    p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
+    p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
+    p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
+    _common(p)
+
+    p = sub.add_parser("predict", help="model + images -> <id>_mask.png per image")
+    p.add_argument("--model", required=True, help="model folder made by train")
+    p.add_argument("--images", required=True, help="folder of <id>_sat.* images")
+    p.add_argument("--out", required=True, help="folder for <id>_mask.png")
+    p.add_argument("--submission", default=None, help="also write a submission zip here")
+    p.add_argument("--gsd", type=float, default=None,
+                   help="metres per pixel of the images (default: the model's training gsd)")
+    p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
+    _common(p, seed=False)
+
+    p = sub.add_parser("evaluate", help="score predicted masks against truth masks")
+    p.add_argument("--pred", required=True, help="folder of predicted <id>_mask.png")
+    p.add_argument("--truth", required=True, help="folder of truth <id>_mask.png")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("synth", help="write synthetic DeepGlobe-format scenes")
+    p.add_argument("--out", required=True, help="folder for <id>_sat.jpg / <id>_mask.png")
+    p.add_argument("--n", type=int, default=10, help="number of scenes (default 10)")
+    p.add_argument("--size", type=int, default=512, help="side in pixels (default 512)")
+    _common(p, device=False)
+
+    p = sub.add_parser("demo", help="train on synthetic scenes, predict held-out ones, score")
+    p.add_argument("--out", default="demo_out", help="working folder (default demo_out)")
+    p.add_argument("--n-train", type=int, default=16, help="training scenes (default 16)")
+    p.add_argument("--n-test", type=int, default=6, help="held-out scenes (default 6)")
+    _common(p)
+    return ap
+
+
+def _finish(report, what: str) -> int:
+    n_ok = len(report.done) + len(report.reused)
+    msg = f"{what}: {len(report.done)} done, {len(report.reused)} reused, {len(report.failed)} failed"
+    print(msg, file=sys.stderr)
+    for k, err in sorted(report.failed.items()):
+        print(f"  failed {k}: {err}", file=sys.stderr)
+    if report.failed:
+        return 1
+    if n_ok == 0:
+        print(f"{what}: nothing processed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_extract(a) -> int:
+    from .backend import get_backend
+    from .extract import Sampling, extract
+    from .features import default_spec
+
+    spec = read_json(a.config) if a.config else default_spec()
+    report = extract(a.images, a.out, spec, get_backend(a.device),
+                     Sampling(a.pixels_per_image, a.pos_fraction, a.seed), a.gsd, a.masks, a.quiet)
+    return _finish(report, "extract")
+
+
+def cmd_train(a) -> int:
+    from dataclasses import replace
+
+    from .backend import get_backend
+    from .train import GBMParams, train
+
+    params = GBMParams()
+    if a.n_estimators:
+        params = replace(params, n_estimators=a.n_estimators)
+    if a.num_leaves:
+        params = replace(params, num_leaves=a.num_leaves)
+    model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
+                  val_fraction=a.val_fraction, refit=not a.no_refit, threads=a.threads,
+                  quiet=a.quiet)
+    val = model.card["validation"]
+    extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
+    print(f"train: model written to {a.out} ({model.card['n_rounds']} rounds, threshold "
+          f"{model.threshold:.2f}{extra})", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from .backend import get_backend
+    from .model import RoadModel
+    from .predict import predict_folder, write_submission
+
+    model = RoadModel.load(a.model)
+    report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet)
+    if a.submission:
+        ids = report.done + report.reused
+        write_submission(a.out, ids, a.submission)
+        print(f"predict: submission zip {a.submission} ({len(ids)} masks)", file=sys.stderr)
+    if a.overlays:
+        _overlays(a.images, a.out, a.overlays, report.done + report.reused)
+    return _finish(report, "predict")
+
+
+def _overlays(images_dir, masks_dir, out_dir, ids) -> None:
+    from .io import find_images, mask_path_for, read_image, read_mask
+    from .report import write_overlay
+
+    images, _ = find_images(images_dir)
+    for k in ids:
+        rgb = read_image(images[k])
+        pred = read_mask(Path(masks_dir) / f"{k}_mask.png", rgb.shape)
+        tpath = mask_path_for(images[k])
+        truth = read_mask(tpath, rgb.shape) if tpath.exists() else None
+        write_overlay(Path(out_dir) / f"{k}_overlay.png", rgb, pred, truth)
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate, format_table
+
+    result = evaluate(a.pred, a.truth)
+    if a.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(result))
+    for k, err in sorted(result["failed"].items()):
+        print(f"  failed {k}: {err}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def cmd_synth(a) -> int:
+    from .synth import write_scenes
+
+    ids = write_scenes(a.out, a.n, a.seed, a.size)
+    print(f"synth: wrote {len(ids)} scenes to {a.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    result = run_demo(Path(a.out), a.n_train, a.n_test, a.seed, a.device, a.quiet)
+    s = result["summary"]
+    print(f"demo: held-out synthetic scenes, mean per-image IoU {s['mean_iou']:.4f} "
+          f"(pooled {s['pooled_iou']:.4f}, precision {s['precision']:.4f}, "
+          f"recall {s['recall']:.4f}); overlays in {Path(a.out) / 'overlays'}")
+    return 0
+
+
+COMMANDS = {"extract": cmd_extract, "train": cmd_train, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "synth": cmd_synth, "demo": cmd_demo}
+
+
+def main(argv=None, verb: str | None = None) -> int:
+    """Entry point. ``verb`` fixes the sub-command (used by scripts/*.py)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if verb is not None:
+        argv = [verb] + argv
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if a.quiet else logging.INFO,
+                        format="roadfeat: %(message)s", stream=sys.stderr)
+    from .features import SpecError
+
+    try:
+        return COMMANDS[a.verb](a)
+    except (InputError, SpecError) as exc:
+        print(f"roadfeat {a.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"roadfeat {a.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

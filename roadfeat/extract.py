@@ -1,0 +1,151 @@
+"""Extraction stage: labelled images -> sampled feature rows on disk.
+
+A features folder holds ``manifest.json`` and ``shards/<id>.npz`` (the
+sampled rows ``X`` (n, F) float32, labels ``y`` and flat pixel indices
+``idx`` at working resolution). Full stacks are never kept, so memory does
+not grow with the number of images. Shards already present for the same
+spec and sampling are reused, which makes an interrupted run resumable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backend import Backend, to_host
+from .features import compute_features, validate_spec
+from .io import (InputError, find_images, mask_path_for, read_image, read_json, read_mask,
+                 write_json_atomic, write_npz_atomic)
+from .model import check_finite, feature_matrix
+from .progress import progress
+from .sampling import downsample_labels, image_rng, sample_pixels
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How training pixels are drawn from each image."""
+
+    n_per_image: int = 20000
+    pos_fraction: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class RunReport:
+    """What a folder run did: outputs per id, and failures per id."""
+
+    done: list = field(default_factory=list)
+    reused: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def spec_key(spec: dict, sampling: Sampling, gsd: float) -> str:
+    """Identity of what a shard holds; shards with another key are not reused."""
+    blob = json.dumps({"spec": spec, "sampling": asdict(sampling), "gsd": gsd}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def extract_image(image_path, mask_path, spec: dict, backend: Backend, sampling: Sampling,
+                  gsd: float, image_id: str) -> dict:
+    """Feature rows of one labelled image: ``{"X", "y", "idx", "shape"}``."""
+    rgb = read_image(image_path)
+    mask = read_mask(mask_path, rgb.shape)
+    stack = to_host(compute_features(rgb, spec, backend, gsd))
+    labels = downsample_labels(mask, stack.shape[1:])
+    idx = sample_pixels(labels, sampling.n_per_image, sampling.pos_fraction,
+                        image_rng(image_id, sampling.seed))
+    X = np.ascontiguousarray(feature_matrix(stack)[idx])
+    check_finite(X, image_path)
+    return {"X": X, "y": labels.ravel()[idx].astype(np.uint8), "idx": idx.astype(np.int64),
+            "shape": np.array(rgb.shape[:2])}
+
+
+def extract(images_dir, out_dir, spec: dict, backend: Backend, sampling: Sampling = Sampling(),
+            gsd: float = 0.5, mask_dir=None, quiet: bool = False) -> RunReport:
+    """Extract sampled feature rows for every labelled image in ``images_dir``.
+
+    Parameters
+    ----------
+    images_dir : path
+        Folder of ``<id>_sat.*`` images with ``<id>_mask.png`` beside them
+        (or in ``mask_dir``).
+    out_dir : path
+        Features folder to create or resume.
+    spec : dict
+        Feature spec.
+    backend : Backend
+    sampling : Sampling
+    gsd : float
+        Metres per pixel of the images.
+    """
+    names = validate_spec(spec)
+    out_dir = Path(out_dir)
+    key = spec_key(spec, sampling, gsd)
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.exists():
+        old = read_json(manifest_path)
+        if old.get("key") != key:
+            raise InputError(manifest_path, "features folder was made with another feature spec, "
+                                            "sampling or gsd; use a new --out folder")
+    images, errors = find_images(images_dir)
+    report = RunReport(failed={k: str(e) for k, e in errors.items()})
+    entries = {}
+    shards = out_dir / "shards"
+    for image_id, path in progress(images.items(), "extract", quiet, total=len(images)):
+        shard = shards / f"{image_id}.npz"
+        mpath = mask_path_for(path, mask_dir)
+        try:
+            if shard.exists():
+                with np.load(shard) as z:
+                    if str(z["key"]) == key:
+                        y = z["y"]
+                        entries[image_id] = _entry(path, mpath, z["shape"], y)
+                        report.reused.append(image_id)
+                        continue
+            if not mpath.exists():
+                raise InputError(mpath, "mask not found for image " + path.name)
+            rows = extract_image(path, mpath, spec, backend, sampling, gsd, image_id)
+            write_npz_atomic(shard, key=np.array(key), **rows)
+            entries[image_id] = _entry(path, mpath, rows["shape"], rows["y"])
+            report.done.append(image_id)
+        except InputError as exc:
+            report.failed[image_id] = str(exc)
+    write_json_atomic(manifest_path, {
+        "key": key, "spec": spec, "feature_names": names, "gsd": gsd,
+        "sampling": asdict(sampling), "images": entries, "failed": report.failed,
+        "n_rows": int(sum(e["n"] for e in entries.values())),
+    })
+    return report
+
+
+def _entry(path, mpath, shape, y) -> dict:
+    return {"image": str(Path(path).resolve()), "mask": str(Path(mpath).resolve()),
+            "shape": [int(s) for s in shape], "n": int(len(y)), "n_road": int(np.sum(y))}
+
+
+def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the sampled rows of ``ids`` from a features folder."""
+    Xs, ys = [], []
+    for image_id in ids:
+        shard = Path(features_dir) / "shards" / f"{image_id}.npz"
+        try:
+            with np.load(shard) as z:
+                X, y = z["X"], z["y"]
+        except FileNotFoundError:
+            raise InputError(shard, "feature shard missing; re-run extract") from None
+        except Exception as exc:
+            raise InputError(shard, f"unreadable feature shard ({type(exc).__name__})") from None
+        check_finite(X, shard)
+        Xs.append(X)
+        ys.append(y)
+    return np.concatenate(Xs), np.concatenate(ys)
