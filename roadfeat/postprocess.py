@@ -96,7 +96,7 @@ def _trace(skel: np.ndarray, start, steps: int) -> list[tuple[int, int]]:
 
 
 def find_bridges(mask: np.ndarray, short_px: float, long_px: float, angle_deg: float,
-                 trace_px: int) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
+                 trace_px: int = 12) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
     """Gaps to bridge: ``[((r0, c0), (r1, c1), width_px), ...]``.
 
     Only end points of *different* connected pieces are joined, each end at
@@ -109,7 +109,8 @@ def find_bridges(mask: np.ndarray, short_px: float, long_px: float, angle_deg: f
     if len(ends) < 2:
         return []
     _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    # A zero border keeps distances finite when the mask fills the image.
+    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     dirs, widths = [], []
     for e in ends:
         path = _trace(skel, e, trace_px)
@@ -136,7 +137,7 @@ def find_bridges(mask: np.ndarray, short_px: float, long_px: float, angle_deg: f
             if dirs[i] @ u < cos_max or dirs[j] @ -u < cos_max:
                 continue
         used.update((i, j))
-        w = int(max(1, round(min(widths[i], widths[j]))))
+        w = int(np.clip(round(min(widths[i], widths[j])), 1, max(1, 2 * short_px)))
         out.append((tuple(int(x) for x in ends[i]), tuple(int(x) for x in ends[j]), w))
     return out
 

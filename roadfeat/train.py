@@ -132,8 +132,13 @@ def _versions() -> dict:
 
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
           post: PostParams = PostParams(), seed: int = 0, val_fraction: float = 0.2,
-          refit: bool = True, threads: int | None = None, quiet: bool = False) -> RoadModel:
-    """Train a road model from a features folder and save it to ``out_dir``."""
+          refit: bool = True, threads: int | None = None, quiet: bool = False,
+          image_ids: list | None = None) -> RoadModel:
+    """Train a road model from a features folder and save it to ``out_dir``.
+
+    ``image_ids`` restricts training to some of the folder's images (for
+    cross-validation); by default all are used.
+    """
     features_dir = Path(features_dir)
     manifest = read_json(features_dir / MANIFEST)
     try:
@@ -145,6 +150,11 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
         raise InputError(features_dir / MANIFEST, "features made with another feature spec "
                                                   "(names differ); re-run extract")
     images = manifest["images"]
+    if image_ids is not None:
+        missing = sorted(set(image_ids) - set(images))
+        if missing:
+            raise InputError(features_dir / MANIFEST, f"no extracted rows for images {missing}")
+        images = {k: images[k] for k in image_ids}
     if not images:
         raise InputError(features_dir / MANIFEST, "no images were extracted")
     gsd = float(manifest["gsd"])
@@ -160,7 +170,8 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
         "gbm": asdict(params), "learner": learner, "versions": _versions(),
         "training_data": {"features": str(features_dir.resolve()), "images": len(images),
                           "train_images": train_ids, "val_images": val_ids,
-                          "rows": int(manifest["n_rows"]), "sampling": manifest["sampling"]},
+                          "rows": int(sum(e["n"] for e in images.values())),
+                          "sampling": manifest["sampling"]},
     }
     val = {}
     n_rounds = params.n_estimators

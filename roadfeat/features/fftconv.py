@@ -51,7 +51,7 @@ def filter_bank(img, kernels, keys, real: bool = True):
     xp = bk.xp
     h, w = img.shape
     radius = max(max(k.shape) // 2 for k in kernels)
-    pad = min(radius, h - 1, w - 1)
+    pad = radius
     padded = xp.pad(img.astype(xp.float32, copy=False), pad, mode="symmetric")
     shape = tuple(next_fast_len(s, real=True) for s in padded.shape)
     padded = xp.pad(padded, ((0, shape[0] - padded.shape[0]), (0, shape[1] - padded.shape[1])))

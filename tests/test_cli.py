@@ -1,0 +1,163 @@
+"""The whole pipeline through the command line, on synthetic scenes."""
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from roadfeat.cli import main
+from roadfeat.evaluate import evaluate
+
+
+def run(*args):
+    return main([str(a) for a in args] + ["--quiet"] if args[0] != "evaluate" else [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dirs, tmp_path_factory):
+    train_dir, _ = synth_dirs
+    root = tmp_path_factory.mktemp("cli")
+    assert run("extract", "--images", train_dir, "--out", root / "feat", "--device", "cpu",
+               "--pixels-per-image", 4000) == 0
+    assert run("train", "--features", root / "feat", "--out", root / "model", "--device", "cpu",
+               "--threads", 2) == 0
+    return root
+
+
+def test_pipeline_learns_well_above_chance(trained, synth_dirs, capsys):
+    _, test_dir = synth_dirs
+    pred = trained / "pred"
+    assert run("predict", "--model", trained / "model", "--images", test_dir, "--out", pred,
+               "--device", "cpu", "--submission", trained / "sub.zip") == 0
+    result = evaluate(pred, test_dir)
+    road = np.mean([r["road_fraction"] for r in result["images"]])
+    # Chance (predicting road at random with the true road rate) scores about the road fraction.
+    assert result["summary"]["mean_iou"] > max(0.3, 4 * road), result["summary"]
+    capsys.readouterr()
+    assert run("evaluate", "--pred", pred, "--truth", test_dir, "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["summary"]["mean_iou"] == pytest.approx(result["summary"]["mean_iou"])
+    for p in sorted(test_dir.glob("*_sat.jpg")):
+        m = np.asarray(Image.open(pred / p.name.replace("_sat.jpg", "_mask.png")))
+        assert m.shape == np.asarray(Image.open(p)).shape and set(np.unique(m)) <= {0, 255}
+    with zipfile.ZipFile(trained / "sub.zip") as z:
+        assert sorted(z.namelist()) == sorted(p.name.replace("_sat.jpg", "_mask.png")
+                                              for p in test_dir.glob("*_sat.jpg"))
+
+
+def test_model_card_and_native_model(trained):
+    card = json.loads((trained / "model" / "card.json").read_text())
+    for key in ("spec", "feature_names", "threshold", "post", "versions", "training_data",
+                "validation", "train_gsd"):
+        assert key in card
+    assert 0.0 < card["threshold"] < 1.0
+    assert (trained / "model" / "model.txt").read_text().startswith("tree")
+    assert (trained / "model" / "feature_importance.png").stat().st_size > 1000
+
+
+def test_same_seed_same_model_and_masks(trained, synth_dirs, tmp_path):
+    train_dir, test_dir = synth_dirs
+    assert run("extract", "--images", train_dir, "--out", tmp_path / "feat", "--device", "cpu",
+               "--pixels-per-image", 4000) == 0
+    assert run("train", "--features", tmp_path / "feat", "--out", tmp_path / "model",
+               "--device", "cpu", "--threads", 2) == 0
+    assert (tmp_path / "model" / "model.txt").read_bytes() == \
+        (trained / "model" / "model.txt").read_bytes()
+    for d, m in ((tmp_path / "p1", tmp_path / "model"), (tmp_path / "p2", trained / "model")):
+        assert run("predict", "--model", m, "--images", test_dir, "--out", d, "--device", "cpu") == 0
+    for p in sorted((tmp_path / "p1").glob("*_mask.png")):
+        assert p.read_bytes() == (tmp_path / "p2" / p.name).read_bytes()
+
+
+def test_extract_resumes_and_reuses_shards(synth_dirs, tmp_path, capsys):
+    train_dir, _ = synth_dirs
+    args = ("extract", "--images", train_dir, "--out", tmp_path / "f", "--device", "cpu",
+            "--pixels-per-image", 500)
+    assert run(*args) == 0
+    shards = sorted((tmp_path / "f" / "shards").glob("*.npz"))
+    before = {p.name: p.read_bytes() for p in shards}
+    shards[0].unlink()  # as if killed before this one was written
+    capsys.readouterr()
+    assert run(*args) == 0
+    assert "1 done, 7 reused" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "f" / "shards").glob("*.npz")} == before
+
+
+def test_bad_file_in_folder_does_not_lose_the_good_ones(trained, synth_dirs, tmp_path, capsys):
+    _, test_dir = synth_dirs
+    imgs = tmp_path / "imgs"
+    shutil.copytree(test_dir, imgs)
+    (imgs / "broken_sat.jpg").write_text("not a jpeg")
+    capsys.readouterr()
+    rc = run("predict", "--model", trained / "model", "--images", imgs, "--out", tmp_path / "o",
+             "--device", "cpu")
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "broken_sat.jpg: not a readable image" in err
+    assert len(list((tmp_path / "o").glob("*_mask.png"))) == 3
+
+
+def test_corrupt_model_is_a_one_line_error(trained, synth_dirs, tmp_path, capsys):
+    _, test_dir = synth_dirs
+    bad = tmp_path / "model"
+    shutil.copytree(trained / "model", bad)
+    (bad / "model.txt").write_text("garbage")
+    capsys.readouterr()
+    assert run("predict", "--model", bad, "--images", test_dir, "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "model.txt: not a valid LightGBM model" in err
+
+
+def test_model_from_another_spec_is_refused(trained, synth_dirs, tmp_path, capsys):
+    _, test_dir = synth_dirs
+    bad = tmp_path / "model"
+    shutil.copytree(trained / "model", bad)
+    card = json.loads((bad / "card.json").read_text())
+    card["spec"]["features"][0]["kind"] = "wavelet"
+    (bad / "card.json").write_text(json.dumps(card))
+    capsys.readouterr()
+    assert run("predict", "--model", bad, "--images", test_dir, "--out", tmp_path / "o") == 2
+    assert "cannot reproduce this model's features" in capsys.readouterr().err
+
+
+def test_features_folder_from_another_spec_is_refused(trained, synth_dirs, tmp_path, capsys):
+    train_dir, _ = synth_dirs
+    spec = json.loads((trained / "feat" / "manifest.json").read_text())["spec"]
+    spec["features"] = spec["features"][:2]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    capsys.readouterr()
+    rc = run("extract", "--images", train_dir, "--out", trained / "feat", "--config",
+             tmp_path / "spec.json")
+    assert rc == 2 and "another feature spec" in capsys.readouterr().err
+
+
+def test_missing_mask_is_reported_per_image(synth_dirs, tmp_path, capsys):
+    train_dir, _ = synth_dirs
+    imgs = tmp_path / "imgs"
+    shutil.copytree(train_dir, imgs)
+    victim = sorted(imgs.glob("*_mask.png"))[0]
+    victim.unlink()
+    capsys.readouterr()
+    rc = run("extract", "--images", imgs, "--out", tmp_path / "f", "--pixels-per-image", 300)
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{victim.name}: mask not found" in err and "7 done" in err
+
+
+def test_empty_folder_is_an_error(tmp_path, capsys):
+    assert run("extract", "--images", tmp_path, "--out", tmp_path / "f") == 2
+    assert "no images" in capsys.readouterr().err
+
+
+def test_scripts_are_thin_wrappers(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for script in ("extract_features", "train_gbm", "predict", "evaluate"):
+        out = subprocess.run([sys.executable, str(root / "scripts" / f"{script}.py"), "--help"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and "usage:" in out.stdout

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from skimage.color import rgb2lab
+
+from roadfeat.backend import get_backend
+from roadfeat.features import (SpecError, compute_features, default_spec, feature_names,
+                               validate_spec)
+from roadfeat.features.colour import colour_channel, rgb_to_lab
+from roadfeat.features.fftconv import filter_bank
+from roadfeat.features.gabor import gabor_energy
+from roadfeat.features.hessian import hessian_eigenvalues, ridge_measures
+from roadfeat.features.lines import line_kernel, line_means
+from roadfeat.features.smoothing import local_std
+
+CPU = get_backend("cpu")
+rng = np.random.default_rng(0)
+
+
+def test_gaussian_matches_scipy():
+    img = rng.random((64, 80)).astype(np.float32)
+    for s in (1.0, 2.5, 6.0):
+        np.testing.assert_allclose(CPU.gaussian(img, s), ndi.gaussian_filter(img, s, mode="reflect"),
+                                   atol=2e-5)
+
+
+def test_fft_filter_bank_equals_spatial_convolution():
+    img = rng.random((50, 70)).astype(np.float32)
+    k = rng.random((11, 11)).astype(np.float32)
+    (out,) = filter_bank(img, [k], ["k-test"], real=True)
+    ref = ndi.correlate(img, k[::-1, ::-1], mode="reflect")
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_lab_matches_skimage():
+    rgb = rng.random((20, 20, 3)).astype(np.float32)
+    L, a, b = rgb_to_lab(rgb)
+    ref = rgb2lab(rgb)
+    np.testing.assert_allclose(np.stack([L, a, b], -1), ref, atol=0.05)
+
+
+def test_colour_unknown_channel():
+    with pytest.raises(KeyError, match="unknown colour channel"):
+        colour_channel(np.zeros((4, 4, 3), np.float32), "ndvi")
+
+
+def test_hessian_on_quadratic_and_ridges():
+    y, x = np.mgrid[-20:21, -20:21].astype(np.float32)
+    bright_line = np.exp(-x ** 2 / 8).astype(np.float32)  # vertical bright line
+    lmax, lmin = hessian_eigenvalues(bright_line, 2.0)
+    assert lmin[20, 20] < -0.1 and abs(lmax[20, 20]) < 0.05 * abs(lmin[20, 20])
+    bright, dark = ridge_measures(lmax, lmin)
+    assert bright[20, 20] > 0.1 and dark[20, 20] == 0
+    assert bright[20, 20] > bright[20, 5]
+
+
+def test_gabor_is_orientation_selective():
+    y, x = np.mgrid[0:64, 0:64]
+    stripes = ((np.abs(x - 32) < 3)).astype(np.float32)  # vertical bar
+    e = gabor_energy(stripes, 8.0, n_orient=8)
+    # Orientation 0 has its carrier along x: across a vertical bar.
+    assert e[0, 32, 32] > 3 * e[4, 32, 32]
+
+
+def test_line_means_peak_along_the_line():
+    img = np.zeros((80, 80), np.float32)
+    img[40, :] = 1.0  # horizontal line
+    m = line_means(img, 21, n_orient=12)
+    assert np.argmax(m[:, 40, 40]) == 0 and m[0, 40, 40] > 0.8
+    assert line_kernel(21, 0.3).sum() == pytest.approx(1.0)
+
+
+def test_local_std_of_constant_is_zero():
+    assert np.allclose(local_std(np.full((20, 20), 0.3, np.float32), 3), 0, atol=2e-3)
+
+
+def test_spec_names_are_stable_and_unique():
+    names = feature_names(default_spec())
+    assert len(names) == len(set(names))
+    assert "gabor_max_lum_w8" in names and "colour_exg" in names
+    assert names == feature_names(default_spec())
+
+
+def test_compute_features_shape_finite_and_working_resolution():
+    rgb = (rng.random((64, 48, 3)) * 255).astype(np.uint8)
+    st = compute_features(rgb, default_spec(), CPU, input_gsd=0.5)
+    assert st.shape == (len(feature_names(default_spec())), 32, 24)
+    assert st.dtype == np.float32 and np.isfinite(st).all()
+    again = compute_features(rgb, default_spec(), CPU, input_gsd=0.5)
+    assert np.array_equal(st, again)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: s.update(version=99), "version"),
+    (lambda s: s["features"].append({"kind": "wavelet"}), "unknown kind"),
+    (lambda s: s["features"][1].update(sources=["ndvi"]), "unknown sources"),
+    (lambda s: s["features"][1].pop("sigmas"), "missing"),
+    (lambda s: s["features"].append(dict(s["features"][0])), "duplicate"),
+])
+def test_spec_validation(mutate, match):
+    s = default_spec()
+    mutate(s)
+    with pytest.raises(SpecError, match=match):
+        validate_spec(s)
