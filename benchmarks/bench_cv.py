@@ -8,23 +8,30 @@ class_weight="balanced")`` trained on every pixel of the training images.
 
 Cross-validation is by image: the images are split into K folds; each fold is
 predicted by models trained on the other folds, so every image is scored once
-while held out. Both methods run in the same process, on the same folds.
+while held out. Both methods run in the same process, on the same folds, so
+their time ratio is fair on a noisy machine.
 
-    python benchmarks/bench_cv.py --data ../shared/data/deepglobe/train --folds 5
+    python benchmarks/bench_cv.py --data ../shared/data/deepglobe/train --folds 5 \\
+        --ablation --massachusetts ../shared/data/massachusetts
 
-Prints a Markdown table and writes JSON (per-image IoU, times) to --out.
+``--ablation`` adds feature-family and post-processing ablations;
+``--overlays DIR`` writes a picture per held-out tile; ``--massachusetts
+DIR`` trains on all of ``--data`` and scores the 1 m/pixel Massachusetts
+pairs (features are computed at the model's working
+resolution, so no other change is needed). Prints Markdown tables and writes
+JSON (per-image IoU, per-stage times) to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import copy
+import datetime
 import os
 import platform
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +39,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.backend import get_backend  # noqa: E402
-from roadfeat.extract import Sampling, extract_image, spec_key  # noqa: E402
-from roadfeat.features import default_spec, validate_spec  # noqa: E402
+from roadfeat.extract import Sampling, extract  # noqa: E402
+from roadfeat.features import default_spec  # noqa: E402
 from roadfeat.io import (find_images, mask_path_for, read_image, read_mask,  # noqa: E402
-                         write_json_atomic, write_mask, write_npz_atomic)
+                         write_json_atomic, write_mask)
 from roadfeat.metrics import confusion, summarise  # noqa: E402
 from roadfeat.model import RoadModel  # noqa: E402
-from roadfeat.postprocess import PostParams  # noqa: E402
-from roadfeat.train import GBMParams, train  # noqa: E402
+from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
+from roadfeat.report import write_overlay  # noqa: E402
+from roadfeat.train import train  # noqa: E402
+
+STAGES = ("decode", "features", "boosting", "post-processing", "write")
+
+# Feature-family ablation: which spec entries (by kind) each step keeps.
+FEATURE_STEPS = {
+    "colour + local statistics": {"colour", "gaussian", "local_std", "gradient"},
+    "+ Hessian ridges + Gabor bank": {"colour", "gaussian", "local_std", "gradient",
+                                      "hessian", "gabor"},
+}
+# Post-processing ablation, scored on the default model's held-out probabilities.
+POST_STEPS = {
+    "threshold only": PostParams(min_area_m2=0, max_hole_m2=0, bridge=False),
+    "+ small components / holes": PostParams(bridge=False),
+}
 
 
 def folds_of(ids, k, seed=0):
@@ -48,50 +70,56 @@ def folds_of(ids, k, seed=0):
     return [sorted(order[i::k]) for i in range(k)]
 
 
+def spec_with(kinds):
+    spec = copy.deepcopy(default_spec())
+    spec["features"] = [e for e in spec["features"] if e["kind"] in kinds]
+    return spec
+
+
 # ---------------------------------------------------------------- roadfeat
-def roadfeat_extract(images, spec, backend, sampling, gsd, work: Path):
-    """Extract every image once into a features folder; return per-image seconds."""
-    names = validate_spec(spec)
-    key = spec_key(spec, sampling, gsd)
-    entries, secs = {}, {}
-    for k, path in images.items():
-        t = time.perf_counter()
-        rows = extract_image(path, mask_path_for(path), spec, backend, sampling, gsd, k)
-        write_npz_atomic(work / "shards" / f"{k}.npz", key=np.array(key), **rows)
-        secs[k] = time.perf_counter() - t
-        entries[k] = {"image": str(path), "mask": str(mask_path_for(path)),
-                      "shape": [int(s) for s in rows["shape"]], "n": int(len(rows["y"])),
-                      "n_road": int(rows["y"].sum())}
-    write_json_atomic(work / "manifest.json", {
-        "key": key, "spec": spec, "feature_names": names, "gsd": gsd,
-        "sampling": sampling.__dict__, "images": entries, "failed": {},
-        "n_rows": sum(e["n"] for e in entries.values())})
-    return secs
-
-
-def run_roadfeat(images, folds, args, work: Path, spec=None, post=None, gbm=None, label="roadfeat"):
+def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfeat",
+                 post_steps=None):
+    """CV of roadfeat; returns a result row (and post-ablation rows if asked)."""
     backend = get_backend("cpu")
     spec = spec or default_spec()
-    sampling = Sampling(args.pixels_per_image, 0.5, args.seed)
     feat_dir = work / f"features-{label}"
-    ext_secs = roadfeat_extract(images, spec, backend, sampling, args.gsd, feat_dir)
-    per_image, train_secs, pred_secs = {}, [], []
+    t = time.perf_counter()
+    extract(data, feat_dir, spec, backend, Sampling(args.pixels_per_image, 0.5, args.seed),
+            args.gsd, quiet=True)
+    extract_s = (time.perf_counter() - t) / len(images)
+    per_image, train_secs, stage_secs = {}, [], []
+    post_counts = {name: {} for name in (post_steps or {})}
     for i, test_ids in enumerate(folds):
         train_ids = sorted(set(images) - set(test_ids))
         t = time.perf_counter()
-        model = train(feat_dir, work / f"model-{label}-{i}", backend,
-                      params=gbm or GBMParams(), post=post or PostParams(), seed=args.seed,
-                      quiet=True, image_ids=train_ids)
-        train_secs.append(time.perf_counter() - t + sum(ext_secs[k] for k in train_ids))
+        train(feat_dir, work / f"model-{label}-{i}", backend, seed=args.seed, quiet=True,
+              image_ids=train_ids, threads=args.threads)
+        train_secs.append(time.perf_counter() - t + extract_s * len(train_ids))
         model = RoadModel.load(work / f"model-{label}-{i}")
         for k in test_ids:
+            st = {}
             t = time.perf_counter()
             rgb = read_image(images[k])
-            mask = model.predict(rgb, backend, args.gsd)
+            st["decode"] = time.perf_counter() - t
+            prob = model.probability(rgb, backend, args.gsd, timings=st)
+            t = time.perf_counter()
+            mask = postprocess(prob, model.threshold, model.post, args.gsd)
+            st["post-processing"] = time.perf_counter() - t
+            t = time.perf_counter()
             write_mask(work / "pred" / label / f"{k}_mask.png", mask)
-            pred_secs.append(time.perf_counter() - t)
-            per_image[k] = confusion(mask, read_mask(mask_path_for(images[k]), rgb.shape))
-    return per_image, train_secs, pred_secs
+            st["write"] = time.perf_counter() - t
+            stage_secs.append(st)
+            truth = read_mask(mask_path_for(images[k]), rgb.shape)
+            per_image[k] = confusion(mask, truth)
+            if args.overlays and label == "roadfeat":
+                write_overlay(Path(args.overlays) / f"{k}_overlay.png", rgb, mask, truth,
+                              max_side=1024)
+            for name, pp in (post_steps or {}).items():
+                post_counts[name][k] = confusion(postprocess(prob, model.threshold, pp, args.gsd),
+                                                 truth)
+    row = summary_row(label, per_image, train_secs, stage_secs)
+    post_rows = [summary_row(name, c, train_secs, stage_secs) for name, c in post_counts.items()]
+    return row, post_rows
 
 
 # -------------------------------------------------------------------- peer
@@ -112,32 +140,84 @@ def run_peer(images, folds, args):
         feat_secs[k] = time.perf_counter() - t
         feats[k] = f.reshape(-1, f.shape[-1])
         labels[k] = read_mask(mask_path_for(path), rgb.shape).ravel()
-    per_image, train_secs, pred_secs = {}, [], []
+    per_image, train_secs, stage_secs = {}, [], []
     for test_ids in folds:
         train_ids = sorted(set(images) - set(test_ids))
         t = time.perf_counter()
         X = np.concatenate([feats[k] for k in train_ids])
         y = np.concatenate([labels[k] for k in train_ids])
         clf = RandomForestClassifier(n_estimators=50, max_depth=10, max_samples=0.05,
-                                     class_weight="balanced", n_jobs=-1, random_state=args.seed)
+                                     class_weight="balanced", n_jobs=args.threads,
+                                     random_state=args.seed)
         clf.fit(X, y)
         del X, y
         train_secs.append(time.perf_counter() - t + sum(feat_secs[k] for k in train_ids))
         for k in test_ids:
+            st = {}
             t = time.perf_counter()
             rgb = read_image(images[k])
+            st["decode"] = time.perf_counter() - t
+            t = time.perf_counter()
             f = peer_features(rgb)
+            st["features"] = time.perf_counter() - t
+            t = time.perf_counter()
             pred = clf.predict(f.reshape(-1, f.shape[-1])).reshape(rgb.shape[:2]).astype(bool)
-            pred_secs.append(time.perf_counter() - t)
+            st["boosting"] = time.perf_counter() - t  # random forest here
+            t = time.perf_counter()
+            write_mask(Path(args.tmp) / "pred-peer" / f"{k}_mask.png", pred)
+            st["write"] = time.perf_counter() - t
+            stage_secs.append(st)
             per_image[k] = confusion(pred, labels[k].reshape(rgb.shape[:2]))
-    return per_image, train_secs, pred_secs
+    return summary_row("skimage peer", per_image, train_secs, stage_secs)
 
 
-def summary_row(name, per_image, train_secs, pred_secs):
+# ------------------------------------------------------------ cross-domain
+def run_transfer(data, images, target, args, work: Path):
+    """Train on every image of ``data``; score the pairs in ``target`` at 1 m/pixel."""
+    backend = get_backend("cpu")
+    extract(data, work / "features-all", default_spec(), backend,
+            Sampling(args.pixels_per_image, 0.5, args.seed), args.gsd, quiet=True)
+    model = train(work / "features-all", work / "model-all", backend, seed=args.seed,
+                  quiet=True, threads=args.threads)
+    targets, _ = find_images(target)
+    counts, secs = {}, []
+    for k, path in sorted(targets.items()):
+        rgb = read_image(path)
+        t = time.perf_counter()
+        mask = model.predict(rgb, backend, gsd=1.0)
+        secs.append(time.perf_counter() - t)
+        counts[k] = confusion(mask, read_mask(mask_path_for(path), rgb.shape))
+    return summary_row("roadfeat, trained on DeepGlobe", counts, [0.0],
+                       [{"features": s} for s in secs])
+
+
+# ------------------------------------------------------------------ output
+def summary_row(name, per_image, train_secs, stage_secs):
     s = summarise(list(per_image.values()))
+    stages = {st: float(np.median([d.get(st, 0.0) for d in stage_secs])) for st in STAGES}
     return {"method": name, **s, "train_s_per_fold": float(np.mean(train_secs)),
-            "predict_s_per_tile": float(np.median(pred_secs)),
+            "predict_s_per_tile": float(np.median([sum(d.values()) for d in stage_secs])),
+            "stage_s_per_tile": stages,
             "per_image_iou": {k: c.iou for k, c in sorted(per_image.items())}}
+
+
+def quality_table(rows):
+    out = ["| method | mean IoU | pooled IoU | precision | recall | train s/fold | predict s/tile |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['method']} | {r['mean_iou']:.4f} | {r['pooled_iou']:.4f} "
+                   f"| {r['precision']:.4f} | {r['recall']:.4f} | {r['train_s_per_fold']:.1f} "
+                   f"| {r['predict_s_per_tile']:.2f} |")
+    return "\n".join(out)
+
+
+def stage_table(rows):
+    out = ["| method | " + " | ".join(STAGES) + " | total |", "|---" * (len(STAGES) + 2) + "|"]
+    for r in rows:
+        st = r["stage_s_per_tile"]
+        out.append(f"| {r['method']} | " + " | ".join(f"{st[s]:.3f}" for s in STAGES)
+                   + f" | {r['predict_s_per_tile']:.3f} |")
+    return "\n".join(out)
 
 
 def main(argv=None):
@@ -146,38 +226,68 @@ def main(argv=None):
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--gsd", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--pixels-per-image", type=int, default=20000)
-    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--methods", default="roadfeat,peer", help="comma list: roadfeat, peer")
+    ap.add_argument("--ablation", action="store_true", help="feature and post-processing steps")
+    ap.add_argument("--massachusetts", default=None, help="folder of 1 m/pixel pairs to score")
+    ap.add_argument("--overlays", default=None,
+                    help="folder for overlays of the held-out predictions (image | truth | "
+                         "prediction: green hit, red false alarm, blue miss)")
     ap.add_argument("--out", default="bench_out/cv.json")
     args = ap.parse_args(argv)
+    methods = args.methods.split(",")
 
-    images, errors = find_images(args.data)
+    images, _ = find_images(args.data)
     images = {k: p for k, p in images.items() if mask_path_for(p).exists()}
     folds = folds_of(sorted(images), args.folds, args.seed)
-    rows = []
+    rows, ablation, transfer = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        rows.append(summary_row("roadfeat", *run_roadfeat(images, folds, args, work)))
-        if not args.skip_peer:
-            rows.append(summary_row("skimage peer", *run_peer(images, folds, args)))
-    result = {"data": str(args.data), "folds": folds, "threads": os.cpu_count(),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "rows": rows}
-    write_json_atomic(args.out, result)
-    print(f"\n{len(images)} images, {args.folds}-fold CV by image, {os.cpu_count()} cores\n")
-    print("| method | mean IoU | pooled IoU | precision | recall | train s/fold | predict s/tile |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['method']} | {r['mean_iou']:.4f} | {r['pooled_iou']:.4f} | {r['precision']:.4f} "
-              f"| {r['recall']:.4f} | {r['train_s_per_fold']:.1f} | {r['predict_s_per_tile']:.2f} |")
+        work = args.tmp = Path(tmp)
+        if "roadfeat" in methods:
+            if args.ablation:
+                for name, kinds in FEATURE_STEPS.items():
+                    r, _ = run_roadfeat(args.data, images, folds, args, work, spec_with(kinds),
+                                        label=name)
+                    ablation.append(r)
+            row, post_rows = run_roadfeat(args.data, images, folds, args, work,
+                                          post_steps=POST_STEPS if args.ablation else None)
+            rows.append(row)
+            if args.ablation:
+                ablation += [{**r, "method": "full bank, " + r["method"]} for r in post_rows]
+                ablation.append({**row, "method": "full bank + line context + bridging "
+                                                  "(default)"})
+        if "peer" in methods:
+            rows.append(run_peer(images, folds, args))
+        if args.massachusetts:
+            transfer = run_transfer(args.data, images, args.massachusetts, args, work)
+
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    write_json_atomic(args.out, {"data": str(args.data), "folds": folds, "machine": machine,
+                                 "date": datetime.date.today().isoformat(),
+                                 "threads": args.threads, "rows": rows, "ablation": ablation,
+                                 "massachusetts": transfer})
+    print(f"\n{len(images)} images, {args.folds}-fold CV by image, {machine}, "
+          f"{args.threads} threads, {datetime.date.today()}\n")
+    print(quality_table(rows))
+    print("\nMedian seconds per tile by stage:\n")
+    print(stage_table(rows))
     if len(rows) == 2:
         a, b = rows
         print(f"\nratio roadfeat/peer: mean IoU {a['mean_iou'] / b['mean_iou']:.2f}x, "
               f"predict time {a['predict_s_per_tile'] / b['predict_s_per_tile']:.2f}x, "
               f"train time {a['train_s_per_fold'] / b['train_s_per_fold']:.2f}x")
+    if ablation:
+        print("\nAblation (same folds):\n")
+        print(quality_table(ablation))
+    if transfer:
+        print(f"\nMassachusetts (1 m/pixel, {transfer['n_images']} pairs), model trained on all "
+              f"of {args.data}:\n")
+        print(quality_table([transfer]))
     print("\nper-image IoU:")
     for k in sorted(images):
-        print("  " + k.ljust(22) + "  ".join(f"{r['method']}={r['per_image_iou'][k]:.3f}" for r in rows))
+        print("  " + k.ljust(22) + "  ".join(f"{r['method']}={r['per_image_iou'][k]:.3f}"
+                                             for r in rows))
 
 
 if __name__ == "__main__":

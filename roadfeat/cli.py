@@ -17,7 +17,11 @@ from .io import InputError, read_json
 log = logging.getLogger("roadfeat")
 
 
-def _common(p: argparse.ArgumentParser, device=True, seed=True):
+def _common(p: argparse.ArgumentParser, device=True, seed=True, dask=False):
+    if dask:
+        p.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="run on a Dask cluster: a scheduler address, or local / local:N "
+                            "for a LocalCluster here (needs the [dask] extra)")
     if device:
         p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                        help="array backend: GPU when one works (auto), or force one")
@@ -40,19 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training pixels sampled per image (default 20000)")
     p.add_argument("--pos-fraction", type=float, default=0.5,
                    help="share of road pixels in the sample (default 0.5)")
-    _common(p)
+    _common(p, dask=True)
 
     p = sub.add_parser("train", help="feature rows -> LightGBM model + model card")
     p.add_argument("--features", required=True, help="features folder made by extract")
     p.add_argument("--out", required=True, help="model folder, e.g. models/NAME")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of whole images held out for early stopping and threshold")
-    p.add_argument("--no-refit", action="store_true",
-                   help="keep the model fit without the validation images")
+    p.add_argument("--folds", type=int, default=3,
+                   help="image folds that choose the rounds and the threshold (default 3)")
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
-    _common(p)
+    _common(p, dask=True)
 
     p = sub.add_parser("predict", help="model + images -> <id>_mask.png per image")
     p.add_argument("--model", required=True, help="model folder made by train")
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gsd", type=float, default=None,
                    help="metres per pixel of the images (default: the model's training gsd)")
     p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
-    _common(p, seed=False)
+    _common(p, seed=False, dask=True)
 
     p = sub.add_parser("evaluate", help="score predicted masks against truth masks")
     p.add_argument("--pred", required=True, help="folder of predicted <id>_mask.png")
@@ -105,7 +107,8 @@ def cmd_extract(a) -> int:
 
     spec = read_json(a.config) if a.config else default_spec()
     report = extract(a.images, a.out, spec, get_backend(a.device),
-                     Sampling(a.pixels_per_image, a.pos_fraction, a.seed), a.gsd, a.masks, a.quiet)
+                     Sampling(a.pixels_per_image, a.pos_fraction, a.seed), a.gsd, a.masks, a.quiet,
+                     client=a.client)
     return _finish(report, "extract")
 
 
@@ -121,8 +124,7 @@ def cmd_train(a) -> int:
     if a.num_leaves:
         params = replace(params, num_leaves=a.num_leaves)
     model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
-                  val_fraction=a.val_fraction, refit=not a.no_refit, threads=a.threads,
-                  quiet=a.quiet)
+                  folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client)
     val = model.card["validation"]
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
     print(f"train: model written to {a.out} ({model.card['n_rounds']} rounds, threshold "
@@ -136,7 +138,8 @@ def cmd_predict(a) -> int:
     from .predict import predict_folder, write_submission
 
     model = RoadModel.load(a.model)
-    report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet)
+    report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
+                            client=a.client)
     if a.submission:
         ids = report.done + report.reused
         write_submission(a.out, ids, a.submission)
@@ -205,7 +208,12 @@ def main(argv=None, verb: str | None = None) -> int:
                         format="roadfeat: %(message)s", stream=sys.stderr)
     from .features import SpecError
 
+    a.client = None
     try:
+        if getattr(a, "dask", None):
+            from .runner import connect
+
+            a.client = connect(a.dask)
         return COMMANDS[a.verb](a)
     except (InputError, SpecError) as exc:
         print(f"roadfeat {a.verb}: error: {exc}", file=sys.stderr)
@@ -213,6 +221,12 @@ def main(argv=None, verb: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"roadfeat {a.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if a.client is not None:
+            cluster = a.client.cluster
+            a.client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import Backend, to_host
+from .backend import Backend, get_backend, to_host
 from .features import compute_features, validate_spec
 from .io import (InputError, find_images, mask_path_for, read_image, read_json, read_mask,
                  write_json_atomic, write_npz_atomic)
 from .model import check_finite, feature_matrix
-from .progress import progress
+from .runner import map_images
 from .sampling import downsample_labels, image_rng, sample_pixels
 
 MANIFEST = "manifest.json"
@@ -70,8 +70,23 @@ def extract_image(image_path, mask_path, spec: dict, backend: Backend, sampling:
             "shape": np.array(rgb.shape[:2])}
 
 
+def extract_shard(image_id: str, path, mpath, shard, spec: dict, device: str,
+                  sampling: Sampling, gsd: float, key: str) -> tuple[dict, bool]:
+    """Write one image's shard (or reuse a matching one); returns (entry, reused)."""
+    shard = Path(shard)
+    if shard.exists():
+        with np.load(shard) as z:
+            if str(z["key"]) == key:
+                return _entry(path, mpath, z["shape"], z["y"]), True
+    if not Path(mpath).exists():
+        raise InputError(mpath, "mask not found for image " + Path(path).name)
+    rows = extract_image(path, mpath, spec, get_backend(device), sampling, gsd, image_id)
+    write_npz_atomic(shard, key=np.array(key), **rows)
+    return _entry(path, mpath, rows["shape"], rows["y"]), False
+
+
 def extract(images_dir, out_dir, spec: dict, backend: Backend, sampling: Sampling = Sampling(),
-            gsd: float = 0.5, mask_dir=None, quiet: bool = False) -> RunReport:
+            gsd: float = 0.5, mask_dir=None, quiet: bool = False, client=None) -> RunReport:
     """Extract sampled feature rows for every labelled image in ``images_dir``.
 
     Parameters
@@ -87,6 +102,9 @@ def extract(images_dir, out_dir, spec: dict, backend: Backend, sampling: Samplin
     sampling : Sampling
     gsd : float
         Metres per pixel of the images.
+    client : distributed.Client, optional
+        Run one task per image on this Dask cluster (workers must see
+        ``images_dir`` and ``out_dir`` at the same paths).
     """
     names = validate_spec(spec)
     out_dir = Path(out_dir)
@@ -98,28 +116,13 @@ def extract(images_dir, out_dir, spec: dict, backend: Backend, sampling: Samplin
             raise InputError(manifest_path, "features folder was made with another feature spec, "
                                             "sampling or gsd; use a new --out folder")
     images, errors = find_images(images_dir)
-    report = RunReport(failed={k: str(e) for k, e in errors.items()})
-    entries = {}
-    shards = out_dir / "shards"
-    for image_id, path in progress(images.items(), "extract", quiet, total=len(images)):
-        shard = shards / f"{image_id}.npz"
-        mpath = mask_path_for(path, mask_dir)
-        try:
-            if shard.exists():
-                with np.load(shard) as z:
-                    if str(z["key"]) == key:
-                        y = z["y"]
-                        entries[image_id] = _entry(path, mpath, z["shape"], y)
-                        report.reused.append(image_id)
-                        continue
-            if not mpath.exists():
-                raise InputError(mpath, "mask not found for image " + path.name)
-            rows = extract_image(path, mpath, spec, backend, sampling, gsd, image_id)
-            write_npz_atomic(shard, key=np.array(key), **rows)
-            entries[image_id] = _entry(path, mpath, rows["shape"], rows["y"])
-            report.done.append(image_id)
-        except InputError as exc:
-            report.failed[image_id] = str(exc)
+    jobs = {k: (k, p, mask_path_for(p, mask_dir), out_dir / "shards" / f"{k}.npz", spec,
+                backend.name, sampling, gsd, key) for k, p in images.items()}
+    results, failures = map_images(extract_shard, jobs, client, "extract", quiet)
+    report = RunReport(failed={**{k: str(e) for k, e in errors.items()}, **failures})
+    for k in sorted(results):
+        (report.reused if results[k][1] else report.done).append(k)
+    entries = {k: results[k][0] for k in sorted(results)}
     write_json_atomic(manifest_path, {
         "key": key, "spec": spec, "feature_names": names, "gsd": gsd,
         "sampling": asdict(sampling), "images": entries, "failed": report.failed,
@@ -133,8 +136,11 @@ def _entry(path, mpath, shape, y) -> dict:
             "shape": [int(s) for s in shape], "n": int(len(y)), "n_road": int(np.sum(y))}
 
 
-def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the sampled rows of ``ids`` from a features folder."""
+def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate the sampled rows of ``ids`` from a features folder.
+
+    Returns ``X``, ``y`` and, per row, the index into ``ids`` of its image.
+    """
     Xs, ys = [], []
     for image_id in ids:
         shard = Path(features_dir) / "shards" / f"{image_id}.npz"
@@ -148,4 +154,5 @@ def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray]:
         check_finite(X, shard)
         Xs.append(X)
         ys.append(y)
-    return np.concatenate(Xs), np.concatenate(ys)
+    groups = np.repeat(np.arange(len(ys)), [len(y) for y in ys])
+    return np.concatenate(Xs), np.concatenate(ys), groups

@@ -9,6 +9,8 @@ refuses a model whose spec this version of roadfeat cannot reproduce.
 from __future__ import annotations
 
 import hashlib
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -100,22 +102,38 @@ class RoadModel:
         return float(self.card.get("train_gsd", 0.5))
 
     def probability(self, rgb: np.ndarray, backend: Backend, gsd: float | None = None,
-                    where="image") -> np.ndarray:
-        """Road probability at the input's size, float32 (H, W)."""
+                    where="image", timings: dict | None = None) -> np.ndarray:
+        """Road probability at the input's size, float32 (H, W).
+
+        ``timings``, if given, accumulates seconds per stage (features, boosting).
+        """
         gsd = self.train_gsd if gsd is None else gsd
-        stack = compute_features(rgb, self.card["spec"], backend, gsd)
-        f, h, w = stack.shape
-        X = feature_matrix(stack)
-        check_finite(X, where)
-        prob = self.booster.predict(X).astype(np.float32).reshape(h, w)
-        return backend_resize_host(prob, rgb.shape[:2])
+        with _stage(timings, "features"):
+            stack = to_host(compute_features(rgb, self.card["spec"], backend, gsd))
+        with _stage(timings, "boosting"):
+            f, h, w = stack.shape
+            X = feature_matrix(stack)
+            check_finite(X, where)
+            prob = self.booster.predict(X).astype(np.float32).reshape(h, w)
+            return backend_resize_host(prob, rgb.shape[:2])
 
     def predict(self, rgb: np.ndarray, backend: Backend, gsd: float | None = None,
-                where="image") -> np.ndarray:
+                where="image", timings: dict | None = None) -> np.ndarray:
         """Binary road mask (H, W) for one RGB image."""
         gsd = self.train_gsd if gsd is None else gsd
-        prob = self.probability(rgb, backend, gsd, where)
-        return postprocess(prob, self.threshold, self.post, gsd)
+        prob = self.probability(rgb, backend, gsd, where, timings)
+        with _stage(timings, "post-processing"):
+            return postprocess(prob, self.threshold, self.post, gsd)
+
+
+@contextmanager
+def _stage(timings: dict | None, name: str):
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
 
 
 def backend_resize_host(prob: np.ndarray, shape) -> np.ndarray:

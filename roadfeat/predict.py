@@ -10,12 +10,12 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .backend import Backend
+from .backend import Backend, get_backend
 from .extract import RunReport
 from .io import (InputError, atomic_path, find_images, read_image, read_json, write_json_atomic,
                  write_mask)
 from .model import RoadModel
-from .progress import progress
+from .runner import map_images
 
 STATE = ".roadfeat-predict.json"
 
@@ -24,9 +24,20 @@ def mask_name(image_id: str) -> str:
     return f"{image_id}_mask.png"
 
 
+def predict_one(model: RoadModel, path, target, device: str, gsd: float | None) -> str:
+    """Predict one image and write its mask atomically; returns the mask path."""
+    rgb = read_image(path)
+    write_mask(target, model.predict(rgb, get_backend(device), gsd, where=path))
+    return str(target)
+
+
 def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
-                   gsd: float | None = None, quiet: bool = False) -> RunReport:
-    """Write a mask for every image in ``images_dir``; failures are per image."""
+                   gsd: float | None = None, quiet: bool = False, client=None) -> RunReport:
+    """Write a mask for every image in ``images_dir``; failures are per image.
+
+    With a Dask ``client``, each image is one task (workers must see the
+    folders at the same paths).
+    """
     out_dir = Path(out_dir)
     images, errors = find_images(images_dir)
     report = RunReport(failed={k: str(e) for k, e in errors.items()})
@@ -35,17 +46,18 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
     resumable = state_path.exists() and read_json(state_path).get("model") == fp
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(state_path, {"model": fp})
-    for image_id, path in progress(images.items(), "predict", quiet, total=len(images)):
-        target = out_dir / mask_name(image_id)
+    todo = {}
+    for k, path in images.items():
+        target = out_dir / mask_name(k)
         if resumable and target.exists():
-            report.reused.append(image_id)
-            continue
-        try:
-            rgb = read_image(path)
-            write_mask(target, model.predict(rgb, backend, gsd, where=path))
-            report.done.append(image_id)
-        except InputError as exc:
-            report.failed[image_id] = str(exc)
+            report.reused.append(k)
+        else:
+            todo[k] = path, target
+    shared = client.scatter(model, broadcast=True) if client is not None and todo else model
+    jobs = {k: (shared, path, target, backend.name, gsd) for k, (path, target) in todo.items()}
+    results, failures = map_images(predict_one, jobs, client, "predict", quiet)
+    report.done += sorted(results)
+    report.failed.update(failures)
     return report
 
 

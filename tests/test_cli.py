@@ -161,3 +161,17 @@ def test_scripts_are_thin_wrappers(tmp_path):
         out = subprocess.run([sys.executable, str(root / "scripts" / f"{script}.py"), "--help"],
                              capture_output=True, text=True)
         assert out.returncode == 0 and "usage:" in out.stdout
+
+
+def test_nan_in_feature_shard_is_refused_by_train(trained, tmp_path, capsys):
+    feat = tmp_path / "feat"
+    shutil.copytree(trained / "feat", feat)
+    shard = sorted((feat / "shards").glob("*.npz"))[0]
+    with np.load(shard) as z:
+        arrays = dict(z)
+    arrays["X"][0, 0] = np.inf
+    np.savez(shard, **arrays)
+    capsys.readouterr()
+    assert run("train", "--features", feat, "--out", tmp_path / "m") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{shard.name}: 1 NaN or infinite" in err

@@ -1,0 +1,47 @@
+"""Evaluation by image id, with missing and broken predictions reported per image."""
+
+import numpy as np
+import pytest
+
+from roadfeat.cli import main
+from roadfeat.evaluate import evaluate
+from roadfeat.io import InputError, write_mask
+
+
+def _masks(folder, masks):
+    for k, m in masks.items():
+        write_mask(folder / f"{k}_mask.png", m)
+
+
+def test_scores_per_image_and_reports_missing_and_broken(tmp_path):
+    road = np.zeros((20, 20), bool)
+    road[8:12] = True
+    _masks(tmp_path / "truth", {"a": road, "b": road, "c": road})
+    _masks(tmp_path / "pred", {"a": road})
+    (tmp_path / "pred" / "c_mask.png").write_text("not a png")
+    r = evaluate(tmp_path / "pred", tmp_path / "truth")
+    assert [row["iou"] for row in r["images"]] == [1.0, 0.0, 0.0]
+    assert r["summary"]["mean_iou"] == pytest.approx(1 / 3)
+    assert "prediction missing" in r["failed"]["b"]
+    assert "c_mask.png" in r["failed"]["c"]
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    road = np.zeros((20, 20), bool)
+    road[8:12] = True
+    _masks(tmp_path / "truth", {"a": road})
+    _masks(tmp_path / "pred", {"a": road})
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]) == 0
+    (tmp_path / "pred" / "a_mask.png").unlink()
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]) == 2
+    assert "no masks" in capsys.readouterr().err
+
+
+def test_nan_features_never_reach_the_classifier():
+    from roadfeat.model import check_finite
+
+    X = np.ones((5, 3), np.float32)
+    check_finite(X, "ok.jpg")
+    X[2, 1] = np.nan
+    with pytest.raises(InputError, match=r"x\.jpg: 1 NaN or infinite feature values"):
+        check_finite(X, "x.jpg")

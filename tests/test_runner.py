@@ -1,0 +1,113 @@
+"""Per-image runs here and on a Dask LocalCluster with 2 workers: same outputs, failures kept."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="the [dask] extra is not installed")
+
+from roadfeat.backend import get_backend  # noqa: E402
+from roadfeat.evaluate import evaluate  # noqa: E402
+from roadfeat.extract import extract  # noqa: E402
+from roadfeat.features import default_spec  # noqa: E402
+from roadfeat.io import InputError  # noqa: E402
+from roadfeat.model import RoadModel  # noqa: E402
+from roadfeat.predict import predict_folder  # noqa: E402
+from roadfeat.runner import connect, map_images  # noqa: E402
+from roadfeat.train import train  # noqa: E402
+
+CPU = get_backend("cpu")
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = connect("local:2")
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()
+
+
+def _square(x):
+    if x < 0:
+        raise InputError(f"item{x}", "negative")
+    return x * x
+
+
+def _die_on_three(x):
+    if x == 3:
+        os._exit(1)  # as if the worker were killed
+    return x
+
+
+def test_map_images_keeps_results_and_failures_alike_here_and_on_dask(client):
+    jobs = {f"k{i}": (i,) for i in (-1, 1, 2, 3)}
+    here = map_images(_square, jobs, None, quiet=True)
+    there = map_images(_square, jobs, client, quiet=True)
+    assert here == there
+    assert here[0] == {"k1": 1, "k2": 4, "k3": 9} and here[1] == {"k-1": "item-1: negative"}
+
+
+def test_a_killed_worker_loses_only_its_image(client):
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        results, failures = map_images(_die_on_three, {f"k{i}": (i,) for i in range(5)},
+                                       client, quiet=True)
+    assert results == {"k0": 0, "k1": 1, "k2": 2, "k4": 4}
+    assert list(failures) == ["k3"] and "lost with its Dask worker" in failures["k3"]
+    client.wait_for_workers(2, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def local_run(synth_dirs, tmp_path_factory):
+    train_dir, test_dir = synth_dirs
+    root = tmp_path_factory.mktemp("local")
+    extract(train_dir, root / "feat", default_spec(), CPU, quiet=True)
+    train(root / "feat", root / "model", CPU, quiet=True, threads=1)
+    predict_folder(RoadModel.load(root / "model"), test_dir, root / "pred", CPU, quiet=True)
+    return root
+
+
+def test_dask_extraction_equals_single_process(client, synth_dirs, local_run, tmp_path):
+    train_dir, _ = synth_dirs
+    report = extract(train_dir, tmp_path / "feat", default_spec(), CPU, quiet=True, client=client)
+    assert report.ok and len(report.done) == 8
+    for shard in sorted((local_run / "feat" / "shards").glob("*.npz")):
+        with np.load(shard) as a, np.load(tmp_path / "feat" / "shards" / shard.name) as b:
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:
+                np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_dask_training_scores_like_single_process(client, synth_dirs, local_run, tmp_path):
+    _, test_dir = synth_dirs
+    model = train(local_run / "feat", tmp_path / "model", CPU, quiet=True, client=client)
+    assert (tmp_path / "model" / "model.txt").read_text().startswith("tree")
+    predict_folder(model, test_dir, tmp_path / "pred", CPU, quiet=True)
+    dask_iou = evaluate(tmp_path / "pred", test_dir)["summary"]["mean_iou"]
+    local_iou = evaluate(local_run / "pred", test_dir)["summary"]["mean_iou"]
+    assert abs(dask_iou - local_iou) <= 0.02, (dask_iou, local_iou)
+
+
+def test_dask_prediction_equals_single_process_and_keeps_good_files(client, synth_dirs,
+                                                                    local_run, tmp_path):
+    import shutil
+
+    _, test_dir = synth_dirs
+    imgs = tmp_path / "imgs"
+    shutil.copytree(test_dir, imgs)
+    (imgs / "broken_sat.jpg").write_bytes(b"")
+    report = predict_folder(RoadModel.load(local_run / "model"), imgs, tmp_path / "pred", CPU,
+                            quiet=True, client=client)
+    assert list(report.failed) == ["broken"] and "empty file" in report.failed["broken"]
+    masks = sorted((local_run / "pred").glob("*_mask.png"))
+    assert len(masks) == 3
+    for m in masks:
+        assert (tmp_path / "pred" / m.name).read_bytes() == m.read_bytes()
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        connect("tcp://127.0.0.1:9", timeout="2s")
