@@ -192,6 +192,27 @@ def run_transfer(data, images, target, args, work: Path):
 
 
 # ------------------------------------------------------------------ output
+def contact_sheet(folder: Path, out: Path, width: int = 900) -> None:
+    """All overlays of ``folder``, captioned, one under another, as one JPEG page."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for p in sorted(folder.glob("*_overlay.png")):
+        im = Image.open(p).convert("RGB")
+        im = im.resize((width, round(im.height * width / im.width)), Image.BILINEAR)
+        cap = Image.new("RGB", (width, 22), "white")
+        ImageDraw.Draw(cap).text((6, 5), p.name.replace("_overlay.png", "") + "   image | truth "
+                                 "| prediction (green hit, red false alarm, blue miss)", fill="black")
+        rows += [cap, im]
+    page = Image.new("RGB", (width, sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        page.paste(r, (0, y))
+        y += r.height
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.save(out, quality=80)
+
+
 def summary_row(name, per_image, train_secs, stage_secs):
     s = summarise(list(per_image.values()))
     stages = {st: float(np.median([d.get(st, 0.0) for d in stage_secs])) for st in STAGES}
@@ -259,6 +280,8 @@ def main(argv=None):
                                                   "(default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
+        if args.overlays:
+            contact_sheet(Path(args.overlays), Path(args.overlays) / "contact_sheet.jpg")
         if args.massachusetts:
             transfer = run_transfer(args.data, images, args.massachusetts, args, work)
 
