@@ -59,10 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="model + images -> <id>_mask.png per image")
     p.add_argument("--model", required=True, help="model folder made by train")
     p.add_argument("--images", required=True, help="folder of <id>_sat.* images")
-    p.add_argument("--out", required=True, help="folder for <id>_mask.png")
+    p.add_argument("--out", required=True,
+                   help="folder for <id>_mask.png (<id>_mask.tif for GeoTIFF inputs)")
     p.add_argument("--submission", default=None, help="also write a submission zip here")
     p.add_argument("--gsd", type=float, default=None,
-                   help="metres per pixel of the images (default: the model's training gsd)")
+                   help="metres per pixel of images without georeferencing (default: the "
+                        "model's training gsd); GeoTIFFs take theirs from their transform")
+    p.add_argument("--window", type=int, default=2048,
+                   help="predict in windows of this many pixels a side, plus halos; bounds "
+                        "memory on large scenes (default 2048)")
+    p.add_argument("--vector", action="store_true",
+                   help="also write road centre lines as <id>_roads.geojson (needs [geo])")
     p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
     _common(p, seed=False, dask=True)
 
@@ -70,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pred", required=True, help="folder of predicted <id>_mask.png")
     p.add_argument("--truth", required=True, help="folder of truth <id>_mask.png")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--apls", action="store_true",
+                   help="also score road graphs with APLS (needs the [geo] extra)")
+    p.add_argument("--gsd", type=float, default=0.5,
+                   help="metres per pixel, for APLS lengths (default 0.5, DeepGlobe)")
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("synth", help="write synthetic DeepGlobe-format scenes")
@@ -139,7 +150,7 @@ def cmd_predict(a) -> int:
 
     model = RoadModel.load(a.model)
     report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
-                            client=a.client)
+                            client=a.client, window=a.window, vector=a.vector)
     if a.submission:
         ids = report.done + report.reused
         write_submission(a.out, ids, a.submission)
@@ -165,7 +176,7 @@ def _overlays(images_dir, masks_dir, out_dir, ids) -> None:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate, format_table
 
-    result = evaluate(a.pred, a.truth)
+    result = evaluate(a.pred, a.truth, apls_gsd=a.gsd if a.apls else None)
     if a.json:
         print(json.dumps(result, indent=2))
     else:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
+from .apls import apls
 from .io import InputError, read_mask
 from .metrics import Counts, confusion, summarise
+from .vectorize import mask_to_graph
 
-_MASK_RE = re.compile(r"^(?P<id>.+)_mask\.png$")
+_MASK_RE = re.compile(r"^(?P<id>.+)_mask\.(png|tif)$")
 
 
 def find_masks(folder) -> dict[str, Path]:
@@ -18,11 +22,11 @@ def find_masks(folder) -> dict[str, Path]:
     found = {m.group("id"): p for p in sorted(folder.iterdir())
              if (m := _MASK_RE.match(p.name)) and p.is_file()}
     if not found:
-        raise InputError(folder, "no masks named <id>_mask.png")
+        raise InputError(folder, "no masks named <id>_mask.png (or .tif)")
     return found
 
 
-def evaluate(pred_dir, truth_dir) -> dict:
+def evaluate(pred_dir, truth_dir, apls_gsd: float | None = None) -> dict:
     """Score every truth mask against its prediction.
 
     A truth mask without a prediction is scored as an empty prediction and
@@ -30,7 +34,9 @@ def evaluate(pred_dir, truth_dir) -> dict:
 
     Returns
     -------
-    dict with ``summary`` (see :func:`roadfeat.metrics.summarise`),
+    dict with ``summary`` (see :func:`roadfeat.metrics.summarise`; with
+    ``apls_gsd``, also ``mean_apls`` of the road graphs at that many metres
+    per pixel),
     ``images`` (per-image rows) and ``failed`` (id -> message).
     """
     truths = find_masks(truth_dir)
@@ -56,22 +62,31 @@ def evaluate(pred_dir, truth_dir) -> dict:
         rows.append({"id": image_id, "iou": c.iou, "precision": c.precision,
                      "recall": c.recall, "road_fraction": (c.tp + c.fn) / truth.size,
                      "tp": c.tp, "fp": c.fp, "fn": c.fn})
+        if apls_gsd is not None:
+            rows[-1]["apls"] = apls(mask_to_graph(truth, apls_gsd), mask_to_graph(pred, apls_gsd),
+                                    apls_gsd)
     extra = sorted(set(preds) - set(truths))
-    return {"summary": summarise(counts), "images": rows, "failed": failed,
+    summary = summarise(counts)
+    if apls_gsd is not None:
+        summary["mean_apls"] = float(np.mean([r["apls"] for r in rows])) if rows else 0.0
+    return {"summary": summary, "images": rows, "failed": failed,
             "predictions_without_truth": extra}
 
 
 def format_table(result: dict) -> str:
     """Per-image table and summary as plain text."""
-    lines = [f"{'id':<24} {'IoU':>7} {'prec':>7} {'recall':>7} {'road%':>7}"]
+    has_apls = "mean_apls" in result["summary"]
+    lines = [f"{'id':<24} {'IoU':>7} {'prec':>7} {'recall':>7} {'road%':>7}"
+             + (f" {'APLS':>7}" if has_apls else "")]
     for r in result["images"]:
         lines.append(f"{r['id']:<24} {r['iou']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} "
-                     f"{100 * r['road_fraction']:7.2f}")
+                     f"{100 * r['road_fraction']:7.2f}" + (f" {r['apls']:7.4f}" if has_apls else ""))
     s = result["summary"]
     lines.append("-" * 56)
     lines.append(f"mean per-image IoU {s['mean_iou']:.4f} over {s['n_images']} images "
                  f"| pooled IoU {s['pooled_iou']:.4f} | precision {s['precision']:.4f} "
-                 f"| recall {s['recall']:.4f}")
+                 f"| recall {s['recall']:.4f}"
+                 + (f" | mean APLS {s['mean_apls']:.4f}" if has_apls else ""))
     return "\n".join(lines)
 
 

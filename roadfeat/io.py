@@ -162,6 +162,10 @@ def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ writing
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
@@ -169,6 +173,8 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file private; outputs get the usual umask permissions.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

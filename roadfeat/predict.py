@@ -10,12 +10,15 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from .backend import Backend, get_backend
 from .extract import RunReport
 from .io import (InputError, atomic_path, find_images, read_image, read_json, write_json_atomic,
                  write_mask)
 from .model import RoadModel
 from .runner import map_images
+from .scene import DEFAULT_WINDOW, ArraySource, predict_windows
 
 STATE = ".roadfeat-predict.json"
 
@@ -24,19 +27,74 @@ def mask_name(image_id: str) -> str:
     return f"{image_id}_mask.png"
 
 
-def predict_one(model: RoadModel, path, target, device: str, gsd: float | None) -> str:
-    """Predict one image and write its mask atomically; returns the mask path."""
-    rgb = read_image(path)
-    write_mask(target, model.predict(rgb, get_backend(device), gsd, where=path))
-    return str(target)
+def outputs_for(image_id: str, image_path, out_dir, vector: bool) -> dict[str, Path]:
+    """Output paths of one image: its mask (GeoTIFF for GeoTIFF input) and lines."""
+    from . import geo
+
+    out_dir = Path(out_dir)
+    mask = (out_dir / f"{image_id}_mask.tif" if geo.is_geotiff(image_path)
+            else out_dir / mask_name(image_id))
+    out = {"mask": mask}
+    if vector:
+        out["roads"] = out_dir / f"{image_id}_roads.geojson"
+    return out
+
+
+def predict_one(model: RoadModel, path, targets: dict, device: str, gsd: float | None,
+                window: int = DEFAULT_WINDOW) -> str:
+    """Predict one image window by window and write its outputs atomically.
+
+    GeoTIFF inputs (with the ``geo`` extra) are read and written window by
+    window, keep their CRS and transform, and take their ground sample
+    distance from it; other images are decoded whole. ``gsd`` applies to
+    images without georeferencing (default: the model's training gsd).
+    """
+    from . import geo
+
+    backend = get_backend(device)
+    lines: list = []
+
+    def trace(win, mask):
+        from .vectorize import trace_lines
+
+        lines.extend(trace_lines(mask, img_gsd, keep=win.inner(win.region, win.core),
+                                 offset=(win.region[0].start, win.region[1].start)))
+
+    on_region = trace if "roads" in targets else None
+    if geo.is_geotiff(path):
+        with geo.env(), geo.RasterSource(path) as src:
+            img_gsd = src.gsd or gsd or model.train_gsd
+            georef = src.georef
+            with geo.geotiff_mask_writer(targets["mask"], src.shape, georef) as write:
+                predict_windows(model, src, backend, img_gsd, write, window, where=path,
+                                on_region=on_region)
+    else:
+        rgb = read_image(path)
+        img_gsd, georef = gsd or model.train_gsd, None
+        mask = np.zeros(rgb.shape[:2], dtype=bool)
+
+        def write(core, m):
+            mask[core] = m
+
+        predict_windows(model, ArraySource(rgb), backend, img_gsd, write, window, where=path,
+                        on_region=on_region)
+        write_mask(targets["mask"], mask)
+    if on_region is not None:
+        from .vectorize import lines_to_geojson
+
+        crs = georef["crs"].to_string() if georef and georef["crs"] else None
+        write_json_atomic(targets["roads"],
+                          lines_to_geojson(lines, geo.pixel_to_world(georef), crs))
+    return str(targets["mask"])
 
 
 def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
-                   gsd: float | None = None, quiet: bool = False, client=None) -> RunReport:
-    """Write a mask for every image in ``images_dir``; failures are per image.
+                   gsd: float | None = None, quiet: bool = False, client=None,
+                   window: int = DEFAULT_WINDOW, vector: bool = False) -> RunReport:
+    """Write a mask (and with ``vector`` road lines) for every image in ``images_dir``.
 
-    With a Dask ``client``, each image is one task (workers must see the
-    folders at the same paths).
+    Failures are per image. With a Dask ``client``, each image is one task
+    (workers must see the folders at the same paths).
     """
     out_dir = Path(out_dir)
     images, errors = find_images(images_dir)
@@ -48,13 +106,14 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
     write_json_atomic(state_path, {"model": fp})
     todo = {}
     for k, path in images.items():
-        target = out_dir / mask_name(k)
-        if resumable and target.exists():
+        targets = outputs_for(k, path, out_dir, vector)
+        if resumable and all(p.exists() for p in targets.values()):
             report.reused.append(k)
         else:
-            todo[k] = path, target
+            todo[k] = path, targets
     shared = client.scatter(model, broadcast=True) if client is not None and todo else model
-    jobs = {k: (shared, path, target, backend.name, gsd) for k, (path, target) in todo.items()}
+    jobs = {k: (shared, path, targets, backend.name, gsd, window)
+            for k, (path, targets) in todo.items()}
     results, failures = map_images(predict_one, jobs, client, "predict", quiet)
     report.done += sorted(results)
     report.failed.update(failures)
@@ -68,6 +127,9 @@ def write_submission(masks_dir, ids, zip_path) -> Path:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for image_id in sorted(ids):
                 p = Path(masks_dir) / mask_name(image_id)
+                if not p.exists():
+                    raise InputError(p, "no PNG mask for the submission (GeoTIFF inputs "
+                                        "are not part of the challenge's layout)")
                 # A fixed date keeps the zip byte-identical between runs.
                 info = zipfile.ZipInfo(p.name, date_time=(2018, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED

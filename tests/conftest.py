@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from roadfeat.cli import main
 from roadfeat.synth import write_scenes
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -26,3 +27,15 @@ def deepglobe_dir():
     if not d.is_dir():
         pytest.skip(f"real data not present at {d}")
     return d
+
+
+@pytest.fixture(scope="session")
+def trained(synth_dirs, tmp_path_factory):
+    """A folder with ``feat`` and ``model`` made by the CLI from the synthetic train scenes."""
+    train_dir, _ = synth_dirs
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["extract", "--images", str(train_dir), "--out", str(root / "feat"),
+                 "--device", "cpu", "--pixels-per-image", "4000", "--quiet"]) == 0
+    assert main(["train", "--features", str(root / "feat"), "--out", str(root / "model"),
+                 "--device", "cpu", "--threads", "2", "--quiet"]) == 0
+    return root

@@ -16,17 +16,6 @@ def run(*args):
     return main([str(a) for a in args] + ["--quiet"] if args[0] != "evaluate" else [str(a) for a in args])
 
 
-@pytest.fixture(scope="module")
-def trained(synth_dirs, tmp_path_factory):
-    train_dir, _ = synth_dirs
-    root = tmp_path_factory.mktemp("cli")
-    assert run("extract", "--images", train_dir, "--out", root / "feat", "--device", "cpu",
-               "--pixels-per-image", 4000) == 0
-    assert run("train", "--features", root / "feat", "--out", root / "model", "--device", "cpu",
-               "--threads", 2) == 0
-    return root
-
-
 def test_pipeline_learns_well_above_chance(trained, synth_dirs, capsys):
     _, test_dir = synth_dirs
     pred = trained / "pred"

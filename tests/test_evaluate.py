@@ -45,3 +45,21 @@ def test_nan_features_never_reach_the_classifier():
     X[2, 1] = np.nan
     with pytest.raises(InputError, match=r"x\.jpg: 1 NaN or infinite feature values"):
         check_finite(X, "x.jpg")
+
+
+def test_apls_column_and_mean(tmp_path, capsys):
+    pytest.importorskip("skan", reason="APLS needs the [geo] extra")
+    truth = np.zeros((300, 300), bool)
+    truth[145:155, 10:290] = True
+    cut = truth.copy()
+    cut[:, 140:160] = False
+    for d, m in (("t", truth), ("p", cut)):
+        write_mask(tmp_path / d / "a_mask.png", m)
+        write_mask(tmp_path / d / "b_mask.png", truth)
+    result = evaluate(tmp_path / "p", tmp_path / "t", apls_gsd=0.5)
+    apls = {r["id"]: r["apls"] for r in result["images"]}
+    assert apls["b"] == pytest.approx(1.0) and apls["a"] < 0.9
+    assert result["summary"]["mean_apls"] == pytest.approx((apls["a"] + apls["b"]) / 2)
+    assert main(["evaluate", "--pred", str(tmp_path / "p"), "--truth", str(tmp_path / "t"),
+                 "--apls"]) == 0
+    assert "mean APLS" in capsys.readouterr().out

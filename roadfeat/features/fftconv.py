@@ -14,14 +14,16 @@ from scipy.fft import next_fast_len
 from ..backend import backend_of
 
 _SPECTRA: dict = {}
-_SPECTRA_MAX = 256
+# One padded shape's bank for a 2048-pixel window at 1 m/pixel is ~0.6 GB; a
+# byte cap (not a count) keeps windows of other shapes from piling up.
+_SPECTRA_MAX_BYTES = 768 * 2**20
 
 
 def _kernel_spectrum(bk, key, kernel: np.ndarray, shape, real: bool):
     ck = (bk.name, key, shape, real)
     spec = _SPECTRA.get(ck)
     if spec is None:
-        if len(_SPECTRA) >= _SPECTRA_MAX:
+        if sum(s.nbytes for s in _SPECTRA.values()) + 8 * np.prod(shape) > _SPECTRA_MAX_BYTES:
             _SPECTRA.clear()
         kh, kw = kernel.shape
         full = np.zeros(shape, dtype=kernel.dtype)

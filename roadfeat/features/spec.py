@@ -95,6 +95,8 @@ class Kind:
     params: tuple[str, ...]
     names: Callable[[dict], list[str]]
     compute: Callable[[Sources, dict], Iterator]
+    #: How far (working pixels) an output pixel sees into its source.
+    radius: Callable[[dict], int]
 
 
 def _fmt(x) -> str:
@@ -156,20 +158,42 @@ def _line(src, e):
             yield from lines.line_contrast(src[s], int(length), e["n_orient"])
 
 
+def _gauss_radius(key, extra=0):
+    # cv2.GaussianBlur's automatic kernel reaches 4 sigma.
+    return lambda e: int(np.ceil(4 * max(e[key]))) + extra
+
+
+def _gabor_radius(e):
+    return max(gabor.gabor_kernel(float(w), 0.0).shape[0] // 2 for w in e["wavelengths"])
+
+
+def _line_radius(e):
+    # Line half-length plus the surround (sigma = length / 4, so 4 sigma = length).
+    return int(max(e["lengths"])) + 1
+
+
 KINDS: dict[str, Kind] = {
-    "colour": Kind(("sources",), _colour_names, _colour),
-    "gaussian": Kind(("sources", "sigmas"), _per_scale(["gauss"], "sigmas", "s"), _gaussian),
-    "local_std": Kind(("sources", "sigmas"), _per_scale(["std"], "sigmas", "s"), _local_std),
-    "gradient": Kind(("sources", "sigmas"), _per_scale(["grad"], "sigmas", "s"), _gradient),
+    "colour": Kind(("sources",), _colour_names, _colour, lambda e: 0),
+    "gaussian": Kind(("sources", "sigmas"), _per_scale(["gauss"], "sigmas", "s"), _gaussian,
+                     _gauss_radius("sigmas")),
+    "local_std": Kind(("sources", "sigmas"), _per_scale(["std"], "sigmas", "s"), _local_std,
+                      _gauss_radius("sigmas")),
+    "gradient": Kind(("sources", "sigmas"), _per_scale(["grad"], "sigmas", "s"), _gradient,
+                     _gauss_radius("sigmas", 1)),
     "hessian": Kind(("sources", "sigmas"),
                     _per_scale(["hess_lmax", "hess_lmin", "ridge_bright", "ridge_dark"],
-                               "sigmas", "s"), _hessian),
+                               "sigmas", "s"), _hessian, _gauss_radius("sigmas", 2)),
     "gabor": Kind(("sources", "wavelengths", "n_orient"),
                   _per_scale(["gabor_max", "gabor_mean", "gabor_range"], "wavelengths", "w"),
-                  _gabor),
+                  _gabor, _gabor_radius),
     "line": Kind(("sources", "lengths", "n_orient"),
-                 _per_scale(["line_max", "line_min", "line_aniso"], "lengths", "l"), _line),
+                 _per_scale(["line_max", "line_min", "line_aniso"], "lengths", "l"), _line,
+                 _line_radius),
 }
+
+# Derived sources look this far before a kind filters them (Hessian at the largest sigma).
+_SOURCE_RADIUS = {"ridge_bright": int(4 * max(_RIDGE_SIGMAS)) + 2,
+                  "ridge_dark": int(4 * max(_RIDGE_SIGMAS)) + 2}
 
 
 def default_spec() -> dict:
@@ -213,6 +237,17 @@ def validate_spec(spec: dict) -> list[str]:
 
 def feature_names(spec: dict) -> list[str]:
     return validate_spec(spec)
+
+
+def receptive_radius(spec: dict) -> int:
+    """How far, in working pixels, any feature of ``spec`` sees from its pixel.
+
+    A window read with at least this halo computes the same features in its
+    interior as the whole image does.
+    """
+    validate_spec(spec)
+    return max((KINDS[e["kind"]].radius(e) + max(_SOURCE_RADIUS.get(s, 0) for s in e["sources"])
+                for e in spec["features"]), default=0)
 
 
 def working_shape(shape, input_gsd: float, working_gsd: float) -> tuple[int, int]:

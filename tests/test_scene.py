@@ -1,0 +1,72 @@
+"""Windowed prediction: the same features, probabilities and masks as the whole image."""
+
+import numpy as np
+import pytest
+
+from roadfeat.backend import get_backend
+from roadfeat.features import compute_features
+from roadfeat.features.spec import receptive_radius
+from roadfeat.model import RoadModel
+from roadfeat.scene import grid_step, halos, predict_array, windows
+from roadfeat.synth import make_scene
+
+CPU = get_backend("cpu")
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return RoadModel.load(trained / "model")
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rgb, truth = make_scene(np.random.default_rng(7), 640)
+    return rgb, truth
+
+
+def test_windows_cover_every_pixel_once():
+    hits = np.zeros((1000, 777), int)
+    for w in windows(hits.shape, 256, 40, 30, step=2):
+        hits[w.core] += 1
+        for outer, inner in ((w.read, w.region), (w.region, w.core)):
+            for o, i in zip(outer, inner):
+                assert o.start <= i.start and i.stop <= o.stop
+        assert all(s.start % 2 == 0 for s in w.read + w.region + w.core)
+    assert (hits == 1).all()
+
+
+def test_grid_step_makes_offsets_whole_working_pixels():
+    assert grid_step(0.5, 1.0) == 2
+    assert grid_step(1.0, 1.0) == 1
+    assert grid_step(0.3, 1.0) == 10
+
+
+def test_receptive_radius_is_enough_for_identical_features(model, scene):
+    """Features of a window read with the halo equal the whole image's in its core."""
+    rgb, _ = scene
+    spec = model.card["spec"]
+    whole = compute_features(rgb, spec, CPU, 0.5)
+    feat, _ = halos(model, 0.5)
+    assert feat * 0.5 >= receptive_radius(spec) * spec["working_gsd"]
+    for w in windows(rgb.shape[:2], 256, feat, 0, grid_step(0.5, spec["working_gsd"])):
+        part = compute_features(np.ascontiguousarray(rgb[w.read]), spec, CPU, 0.5)
+        # Working grid is half the input grid at 0.5 m.
+        core = tuple(slice(c.start // 2, c.stop // 2) for c in w.core)
+        inner = tuple(slice((c.start - r.start) // 2, (c.stop - r.start) // 2)
+                      for r, c in zip(w.read, w.core))
+        np.testing.assert_allclose(part[(slice(None),) + inner], whole[(slice(None),) + core],
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_tiled_mask_equals_whole_image_mask(model, scene):
+    rgb, truth = scene
+    whole = model.predict(rgb, CPU, 0.5)
+    tiled = predict_array(model, rgb, CPU, 0.5, window=192)
+    assert whole.any() and not whole.all()
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_one_window_is_the_plain_predict(model, scene):
+    rgb, _ = scene
+    np.testing.assert_array_equal(predict_array(model, rgb, CPU, 0.5, window=4096),
+                                  model.predict(rgb, CPU, 0.5))
