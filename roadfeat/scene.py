@@ -66,7 +66,8 @@ class Window:
     region: tuple[slice, slice]
     read: tuple[slice, slice]
 
-    def inner(self, outer: tuple[slice, slice], inner: tuple[slice, slice]):
+    @staticmethod
+    def inner(outer: tuple[slice, slice], inner: tuple[slice, slice]):
         """``inner`` as slices into an array covering ``outer``."""
         return tuple(slice(i.start - o.start, i.stop - o.start) for o, i in zip(outer, inner))
 
