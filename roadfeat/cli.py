@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _need_geo(flag: str) -> None:
+    """Refuse a flag whose optional packages are missing, in one line."""
+    import importlib.util
+
+    missing = [m for m in ("skan", "networkx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(flag, f"needs the geo extra ({', '.join(missing)} missing): "
+                               "pip install 'roadfeat[geo]'")
+
+
 def _finish(report, what: str) -> int:
     n_ok = len(report.done) + len(report.reused)
     msg = f"{what}: {len(report.done)} done, {len(report.reused)} reused, {len(report.failed)} failed"
@@ -148,6 +158,8 @@ def cmd_predict(a) -> int:
     from .model import RoadModel
     from .predict import predict_folder, write_submission
 
+    if a.vector:
+        _need_geo("--vector")
     model = RoadModel.load(a.model)
     report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
                             client=a.client, window=a.window, vector=a.vector)
@@ -176,6 +188,8 @@ def _overlays(images_dir, masks_dir, out_dir, ids) -> None:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate, format_table
 
+    if a.apls:
+        _need_geo("--apls")
     result = evaluate(a.pred, a.truth, apls_gsd=a.gsd if a.apls else None)
     if a.json:
         print(json.dumps(result, indent=2))

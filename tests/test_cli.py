@@ -164,3 +164,17 @@ def test_nan_in_feature_shard_is_refused_by_train(trained, tmp_path, capsys):
     assert run("train", "--features", feat, "--out", tmp_path / "m") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{shard.name}: 1 NaN or infinite" in err
+
+
+def test_geo_flags_without_the_geo_extra_are_one_line_errors(trained, synth_dirs, tmp_path,
+                                                              capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "skan" else real(n, *a))
+    _, test_dir = synth_dirs
+    assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",
+               tmp_path / "o", "--vector") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--vector: needs the geo extra (skan missing): pip install 'roadfeat[geo]'")
+    assert not (tmp_path / "o").exists()
