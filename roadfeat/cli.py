@@ -97,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Smallest --window: below it the halos dwarf the core and a scene takes hours.
+MIN_WINDOW = 64
+
+
+def _check_sizes(a) -> None:
+    """Refuse sizes that would divide by zero or crawl, before any work starts."""
+    gsd = getattr(a, "gsd", None)
+    if gsd is not None and not gsd > 0:
+        raise InputError("--gsd", f"must be a positive number of metres per pixel, not {gsd}")
+    window = getattr(a, "window", None)
+    if window is not None and window < MIN_WINDOW:
+        raise InputError("--window", f"must be at least {MIN_WINDOW} pixels, not {window}")
+
+
 def _need_geo(flag: str) -> None:
     """Refuse a flag whose optional packages are missing, in one line."""
     import importlib.util
@@ -235,6 +249,7 @@ def main(argv=None, verb: str | None = None) -> int:
 
     a.client = None
     try:
+        _check_sizes(a)
         if getattr(a, "dask", None):
             from .runner import connect
 

@@ -178,3 +178,13 @@ def test_geo_flags_without_the_geo_extra_are_one_line_errors(trained, synth_dirs
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--vector: needs the geo extra (skan missing): pip install 'roadfeat[geo]'")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, flag", [(["--gsd", "0"], "--gsd"), (["--window", "0"], "--window")])
+def test_bad_sizes_are_one_line_errors(trained, synth_dirs, tmp_path, capsys, args, flag):
+    _, test_dir = synth_dirs
+    assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",
+               tmp_path / "o", *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"roadfeat predict: error: {flag}: must be")
+    assert not (tmp_path / "o").exists()
