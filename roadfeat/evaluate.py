@@ -16,11 +16,20 @@ _MASK_RE = re.compile(r"^(?P<id>.+)_mask\.(png|tif)$")
 
 
 def find_masks(folder) -> dict[str, Path]:
+    """Map image id -> ``<id>_mask.png`` or ``<id>_mask.tif`` in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
-    found = {m.group("id"): p for p in sorted(folder.iterdir())
-             if (m := _MASK_RE.match(p.name)) and p.is_file()}
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        m = _MASK_RE.match(p.name)
+        if not (m and p.is_file()):
+            continue
+        if m.group("id") in found:
+            # Scoring one of them silently would make the score depend on file order.
+            raise InputError(p, f"two masks for image {m.group('id')!r} "
+                                f"(also {found[m.group('id')].name}); keep one")
+        found[m.group("id")] = p
     if not found:
         raise InputError(folder, "no masks named <id>_mask.png (or .tif)")
     return found

@@ -37,6 +37,19 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert "no masks" in capsys.readouterr().err
 
 
+def test_two_masks_for_one_id_is_a_one_line_error(tmp_path, capsys):
+    road = np.zeros((20, 20), bool)
+    road[8:12] = True
+    _masks(tmp_path / "truth", {"a": road})
+    _masks(tmp_path / "pred", {"a": road})
+    write_mask(tmp_path / "pred" / "a_mask.tif", ~road)
+    with pytest.raises(InputError, match="two masks for image 'a'"):
+        evaluate(tmp_path / "pred", tmp_path / "truth")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a_mask" in err
+
+
 def test_nan_features_never_reach_the_classifier():
     from roadfeat.model import check_finite
 
