@@ -42,6 +42,8 @@ THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.10, 0.91, 0.05), 2))
 # Probability maps are costly: a few dozen images per fold pin the threshold.
 MAX_SCORED_PER_FOLD = 20
 CHECKPOINTS = ".folds"
+# Bumped when a fold checkpoint gains fields, so older ones are redone.
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -171,16 +173,22 @@ def best_iteration(booster, X, y) -> int:
     return int(np.argmin(losses)) + 1
 
 
-def iou_by_threshold(prob, truth, post: PostParams, gsd: float,
-                     thresholds=THRESHOLDS) -> list[float]:
-    """IoU of the post-processed mask at each threshold, for one image."""
-    return [confusion(postprocess(prob, t, post, gsd), truth).iou for t in thresholds]
+# Validation masks marking more than this share of pixels as road are a
+# classifier that cannot separate the classes, whatever their IoU.
+DEGENERATE_ROAD_SHARE = 0.5
+
+
+def scores_by_threshold(prob, truth, post: PostParams, gsd: float,
+                        thresholds=THRESHOLDS) -> tuple[list[float], list[float]]:
+    """IoU and predicted road share of the post-processed mask at each threshold."""
+    counts = [confusion(postprocess(prob, t, post, gsd), truth) for t in thresholds]
+    return [c.iou for c in counts], [(c.tp + c.fp) / truth.size for c in counts]
 
 
 def choose_threshold(tables: dict, thresholds=THRESHOLDS) -> tuple[float, dict]:
     """Threshold with the best mean per-image IoU.
 
-    ``tables`` maps image id -> :func:`iou_by_threshold`. Ties go to the
+    ``tables`` maps image id -> IoU at each threshold. Ties go to the
     threshold nearest 0.5. Returns the threshold and ``{threshold: mean IoU}``.
     """
     mean = np.mean([tables[k] for k in sorted(tables)], axis=0)
@@ -202,7 +210,8 @@ def _versions() -> dict:
 def _fold_key(manifest_key: str, ids, folds, params: GBMParams, post: PostParams,
               seed: int, how: str) -> str:
     blob = json.dumps([manifest_key, sorted(ids), folds, asdict(params), post.to_dict(), seed, how,
-                       list(THRESHOLDS), MAX_SCORED_PER_FOLD], sort_keys=True, default=str)
+                       list(THRESHOLDS), MAX_SCORED_PER_FOLD, CHECKPOINT_FORMAT],
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -214,13 +223,14 @@ def _validate_fold(i, folds, ids, X, y, groups, images, card, params, post, seed
                         threads=threads, client=client)
     interim = RoadModel(booster, card)
     scored = sorted(np.random.default_rng(seed + i).permutation(folds[i])[:MAX_SCORED_PER_FOLD])
-    tables = {}
+    tables, shares = {}, {}
     for vid in progress(scored, f"validate fold {i + 1}/{len(folds)}", quiet):
         e = images[vid]
         rgb = read_image(e["image"])
         prob = interim.probability(rgb, backend, gsd, e["image"])
-        tables[vid] = iou_by_threshold(prob, read_mask(e["mask"], rgb.shape), post, gsd)
-    return {"best_iteration": best, "iou": tables}
+        tables[vid], shares[vid] = scores_by_threshold(prob, read_mask(e["mask"], rgb.shape),
+                                                       post, gsd)
+    return {"best_iteration": best, "iou": tables, "road_share": shares}
 
 
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
@@ -289,12 +299,20 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
             results.append(done)
         tables = {k: v for r in results for k, v in r["iou"].items()}
         thr, table = choose_threshold(tables)
+        at = THRESHOLDS.index(thr)
         n_rounds = max(1, int(np.median([r["best_iteration"] for r in results])))
         card["threshold"] = thr
+        share = float(np.mean([r["road_share"][k][at] for r in results for k in r["road_share"]]))
         val = {"method": f"{len(image_folds_)}-fold cross-validation by image",
                "folds": image_folds_, "best_iterations": [r["best_iteration"] for r in results],
                "mean_iou": table[thr], "mean_iou_by_threshold": table,
-               "per_image_iou": {k: tables[k][THRESHOLDS.index(thr)] for k in sorted(tables)}}
+               "per_image_iou": {k: tables[k][at] for k in sorted(tables)},
+               "mean_predicted_road_share": share}
+        if share > DEGENERATE_ROAD_SHARE:
+            val["warning"] = (f"held-out masks mark {100 * share:.0f}% of pixels as road: "
+                              "the features do not separate road from background on these "
+                              "images; train on more labelled images")
+            log.warning("%s: %s", out_dir, val["warning"])
     booster, _ = fit(X, y, params, seed, learner, None, n_rounds, threads, client)
     card["n_rounds"] = n_rounds
     card["validation"] = val
