@@ -14,8 +14,10 @@ def test_choose_threshold_best_mean_and_ties_nearest_half():
     t, table = choose_threshold({"a": [0.1, 0.5, 0.2], "b": [0.3, 0.3, 0.2]},
                                 thresholds=(0.3, 0.5, 0.7))
     assert t == 0.5 and table[0.5] == pytest.approx(0.4)
-    t, _ = choose_threshold({"a": [0.4, 0.2, 0.4]}, thresholds=(0.3, 0.5, 0.7))
-    assert t in (0.3, 0.7)
+    t, _ = choose_threshold({"a": [0.4, 0.4, 0.2]}, thresholds=(0.3, 0.5, 0.7))
+    assert t == 0.5
+    t, _ = choose_threshold({"a": [0.2, 0.4, 0.4]}, thresholds=(0.1, 0.6, 0.9))
+    assert t == 0.6
 
 
 def test_learned_and_unlearnable_labels_differ_in_the_warning(trained, tmp_path, caplog):
