@@ -51,13 +51,18 @@ from roadfeat.train import train  # noqa: E402
 
 STAGES = ("decode", "features", "boosting", "post-processing", "write")
 
-# Feature-family ablation: which spec entries (by kind) each step keeps.
+# Ablation: which image-feature kinds each step keeps, and whether it has the
+# context stage and the support opening. The default spec is the last step.
+_LOCAL = {"colour", "gaussian", "local_std", "gradient"}
 FEATURE_STEPS = {
-    "colour + local statistics": {"colour", "gaussian", "local_std", "gradient"},
-    "+ Hessian ridges + Gabor bank": {"colour", "gaussian", "local_std", "gradient",
-                                      "hessian", "gabor"},
+    "colour + local statistics": (_LOCAL, False, False),
+    "+ Hessian ridges + Gabor bank": (_LOCAL | {"hessian", "gabor"}, False, False),
+    "+ long oriented line integrals": (_LOCAL | {"hessian", "gabor", "line"}, False, False),
+    "+ line openings and closings": (None, False, False),
+    "+ auto-context stage": (None, True, False),
 }
-# Post-processing ablation, scored on the default model's held-out probabilities.
+# Post-processing ablation, scored on the default model's held-out probabilities
+# at the same per-image thresholds.
 POST_STEPS = {
     "threshold only": PostParams(min_area_m2=0, max_hole_m2=0, bridge=False),
     "+ small components / holes": PostParams(bridge=False),
@@ -70,9 +75,15 @@ def folds_of(ids, k, seed=0):
     return [sorted(order[i::k]) for i in range(k)]
 
 
-def spec_with(kinds):
+def spec_with(kinds, context: bool, support: bool):
+    """The default spec cut down to ``kinds`` (None: all), with or without the later stages."""
     spec = copy.deepcopy(default_spec())
-    spec["features"] = [e for e in spec["features"] if e["kind"] in kinds]
+    if kinds is not None:
+        spec["features"] = [e for e in spec["features"] if e["kind"] in kinds]
+    if not context:
+        spec.pop("context")
+    if not support:
+        spec.pop("support")
     return spec
 
 
@@ -103,7 +114,8 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
             st["decode"] = time.perf_counter() - t
             prob = model.probability(rgb, backend, args.gsd, timings=st)
             t = time.perf_counter()
-            mask = postprocess(prob, model.threshold, model.post, args.gsd)
+            threshold = model.threshold_for(prob)
+            mask = postprocess(prob, threshold, model.post, args.gsd)
             st["post-processing"] = time.perf_counter() - t
             t = time.perf_counter()
             write_mask(work / "pred" / label / f"{k}_mask.png", mask)
@@ -115,7 +127,7 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
                 write_overlay(Path(args.overlays) / f"{k}_overlay.png", rgb, mask, truth,
                               max_side=1024)
             for name, pp in (post_steps or {}).items():
-                post_counts[name][k] = confusion(postprocess(prob, model.threshold, pp, args.gsd),
+                post_counts[name][k] = confusion(postprocess(prob, threshold, pp, args.gsd),
                                                  truth)
     row = summary_row(label, per_image, train_secs, stage_secs)
     post_rows = [summary_row(name, c, train_secs, stage_secs) for name, c in post_counts.items()]
@@ -267,17 +279,17 @@ def main(argv=None):
         work = args.tmp = Path(tmp)
         if "roadfeat" in methods:
             if args.ablation:
-                for name, kinds in FEATURE_STEPS.items():
-                    r, _ = run_roadfeat(args.data, images, folds, args, work, spec_with(kinds),
+                for name, step in FEATURE_STEPS.items():
+                    r, _ = run_roadfeat(args.data, images, folds, args, work, spec_with(*step),
                                         label=name)
                     ablation.append(r)
             row, post_rows = run_roadfeat(args.data, images, folds, args, work,
                                           post_steps=POST_STEPS if args.ablation else None)
             rows.append(row)
             if args.ablation:
-                ablation += [{**r, "method": "full bank, " + r["method"]} for r in post_rows]
-                ablation.append({**row, "method": "full bank + line context + bridging "
-                                                  "(default)"})
+                ablation += [{**r, "method": "default model, " + r["method"]} for r in post_rows]
+                ablation.append({**row, "method": "+ support opening, with components and "
+                                                  "bridging (default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
         if args.overlays:

@@ -39,7 +39,7 @@ def time_one(model, rgb, backend, gsd):
     st = {}
     prob = model.probability(rgb, backend, gsd, timings=st)
     t = time.perf_counter()
-    mask = postprocess(prob, model.threshold, model.post, gsd)
+    mask = postprocess(prob, model.threshold_for(prob), model.post, gsd)
     st["post-processing"] = time.perf_counter() - t
     t = time.perf_counter()
     encode_png(np.where(mask, 255, 0).astype(np.uint8))

@@ -36,6 +36,9 @@ class Backend:
     ndi: ModuleType
     gaussian: Callable[[Any, float], Any]
     resize: Callable[[Any, tuple[int, int]], Any]
+    #: Grey erosion / dilation by a flat footprint (a NumPy bool array), reflect borders.
+    erode: Callable[[Any, np.ndarray], Any]
+    dilate: Callable[[Any, np.ndarray], Any]
 
     def asarray(self, a, dtype=None):
         return self.xp.asarray(a, dtype=dtype)
@@ -66,12 +69,23 @@ def _cpu_resize(img, shape: tuple[int, int]):
     return cv2.resize(img, (int(w), int(h)), interpolation=interp)
 
 
+def _cpu_morph(op):
+    def run(img, footprint):
+        import cv2
+
+        img = np.ascontiguousarray(img, dtype=np.float32)
+        return op(img, footprint.astype(np.uint8), borderType=cv2.BORDER_REFLECT)
+    return run
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_backend() -> Backend:
+    import cv2
     import scipy.fft
     import scipy.ndimage
 
-    return Backend("cpu", np, scipy.fft, scipy.ndimage, _cpu_gaussian, _cpu_resize)
+    return Backend("cpu", np, scipy.fft, scipy.ndimage, _cpu_gaussian, _cpu_resize,
+                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate))
 
 
 # --------------------------------------------------------------------- GPU
@@ -97,13 +111,24 @@ def _gpu_resize(img, shape: tuple[int, int]):
     return cndi.zoom(img, zoom, order=1, mode="nearest", grid_mode=True)
 
 
+def _gpu_morph(name):
+    def run(img, footprint):
+        import cupyx.scipy.ndimage as cndi
+
+        # Footprints are point-symmetric, so scipy's reflected dilation equals OpenCV's.
+        return getattr(cndi, name)(img.astype("float32", copy=False),
+                                   footprint=footprint.astype(bool), mode="reflect")
+    return run
+
+
 @functools.lru_cache(maxsize=None)
 def _gpu_backend() -> Backend:
     import cupy
     import cupyx.scipy.fft
     import cupyx.scipy.ndimage
 
-    return Backend("gpu", cupy, cupyx.scipy.fft, cupyx.scipy.ndimage, _gpu_gaussian, _gpu_resize)
+    return Backend("gpu", cupy, cupyx.scipy.fft, cupyx.scipy.ndimage, _gpu_gaussian, _gpu_resize,
+                   _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="features folder made by extract")
     p.add_argument("--out", required=True, help="model folder, e.g. models/NAME")
     p.add_argument("--folds", type=int, default=3,
-                   help="image folds that choose the rounds and the threshold (default 3)")
+                   help="image folds that choose the rounds, train the context stage and "
+                        "fit the calibration (default 3)")
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vector", action="store_true",
                    help="also write road centre lines as <id>_roads.geojson (needs [geo])")
     p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="one fixed threshold on the calibrated road probability, in (0, 1) "
+                        "(default: each image's own, maximising its expected IoU)")
     _common(p, seed=False, dask=True)
 
     p = sub.add_parser("evaluate", help="score predicted masks against truth masks")
@@ -109,6 +113,9 @@ def _check_sizes(a) -> None:
     window = getattr(a, "window", None)
     if window is not None and window < MIN_WINDOW:
         raise InputError("--window", f"must be at least {MIN_WINDOW} pixels, not {window}")
+    threshold = getattr(a, "threshold", None)
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError("--threshold", f"must be a probability in (0, 1), not {threshold}")
 
 
 def _need_geo(flag: str) -> None:
@@ -160,10 +167,14 @@ def cmd_train(a) -> int:
         params = replace(params, num_leaves=a.num_leaves)
     model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
                   folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client)
-    val = model.card["validation"]
+    card, val = model.card, model.card["validation"]
+    rounds = f"{card['n_rounds']}" + (f" + {card['context_rounds']} context"
+                                      if "context_rounds" in card else "")
+    t = model.threshold
+    thr = "per image (expected IoU)" if isinstance(t, str) else f"{t:.2f}"
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
-    print(f"train: model written to {a.out} ({model.card['n_rounds']} rounds, threshold "
-          f"{model.threshold:.2f}{extra})", file=sys.stderr)
+    print(f"train: model written to {a.out} ({rounds} rounds, threshold {thr}{extra})",
+          file=sys.stderr)
     return 0
 
 
@@ -175,6 +186,8 @@ def cmd_predict(a) -> int:
     if a.vector:
         _need_geo("--vector")
     model = RoadModel.load(a.model)
+    if a.threshold is not None:
+        model = model.with_threshold(a.threshold)
     report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
                             client=a.client, window=a.window, vector=a.vector)
     if a.submission:

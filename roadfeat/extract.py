@@ -136,17 +136,18 @@ def _entry(path, mpath, shape, y) -> dict:
             "shape": [int(s) for s in shape], "n": int(len(y)), "n_road": int(np.sum(y))}
 
 
-def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Concatenate the sampled rows of ``ids`` from a features folder.
 
-    Returns ``X``, ``y`` and, per row, the index into ``ids`` of its image.
+    Returns ``X``, ``y``, per row the index into ``ids`` of its image, and
+    per row its flat pixel index in that image's working grid.
     """
-    Xs, ys = [], []
+    Xs, ys, idxs = [], [], []
     for image_id in ids:
         shard = Path(features_dir) / "shards" / f"{image_id}.npz"
         try:
             with np.load(shard) as z:
-                X, y = z["X"], z["y"]
+                X, y, idx = z["X"], z["y"], z["idx"]
         except FileNotFoundError:
             raise InputError(shard, "feature shard missing; re-run extract") from None
         except Exception as exc:
@@ -154,5 +155,6 @@ def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         check_finite(X, shard)
         Xs.append(X)
         ys.append(y)
+        idxs.append(idx)
     groups = np.repeat(np.arange(len(ys)), [len(y) for y in ys])
-    return np.concatenate(Xs), np.concatenate(ys), groups
+    return np.concatenate(Xs), np.concatenate(ys), groups, np.concatenate(idxs)

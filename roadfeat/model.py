@@ -1,9 +1,18 @@
-"""A trained road model: LightGBM's native text model plus a JSON model card.
+"""A trained road model: LightGBM's native text models plus a JSON model card.
 
-A model folder holds ``model.txt`` (LightGBM's own format, loadable by any
-LightGBM) and ``card.json`` (feature spec, threshold, post-processing,
-training data, validation scores, package versions). :meth:`RoadModel.load`
-refuses a model whose spec this version of roadfeat cannot reproduce.
+A model folder holds ``model.txt`` (the first stage, LightGBM's own format,
+loadable by any LightGBM), ``context_model.txt`` when the spec has a context
+stage (the second booster, on image features plus context features of the
+first stage's probability), and ``card.json`` (feature spec, calibration,
+threshold rule, post-processing, training data, validation scores, package
+versions). :meth:`RoadModel.load` refuses a model whose spec this version of
+roadfeat cannot reproduce.
+
+The probability of road at a pixel is: stage 1, then stage 2 on the image
+features and the context of stage 1 (if any), then the support opening (if
+any), then Platt calibration (if validated), resampled to the input grid.
+The mask is that probability at the card's threshold: a number, or
+``"expected-iou"`` for the per-image threshold of :mod:`roadfeat.calibration`.
 """
 
 from __future__ import annotations
@@ -16,12 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from .backend import Backend, to_host
-from .features import SpecError, compute_features, validate_spec
+from .calibration import apply_platt, expected_iou_threshold
+from .features import (SpecError, apply_support, compute_context, compute_features,
+                       context_names, has_context, validate_spec)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
 from .postprocess import PostParams, postprocess
 
 MODEL_FILE = "model.txt"
+CONTEXT_MODEL_FILE = "context_model.txt"
 CARD_FILE = "card.json"
+#: The card's threshold for the per-image rule.
+EXPECTED_IOU = "expected-iou"
 
 
 def feature_matrix(stack) -> np.ndarray:
@@ -38,20 +52,21 @@ def check_finite(X: np.ndarray, where) -> None:
 
 
 class RoadModel:
-    """Booster + card. Use :meth:`load` / :meth:`save`; predict with :meth:`predict`."""
+    """Boosters + card. Use :meth:`load` / :meth:`save`; predict with :meth:`predict`."""
 
-    def __init__(self, booster, card: dict):
+    def __init__(self, booster, card: dict, context_booster=None):
         self.booster = booster
+        self.context_booster = context_booster
         self.card = card
         self.names = validate_spec(card["spec"])
+        if has_context(card["spec"]) and context_booster is None:
+            raise ValueError("a spec with context needs the context booster")
 
     # ------------------------------------------------------------------ io
     @classmethod
     def load(cls, folder) -> "RoadModel":
-        import lightgbm as lgb
-
         folder = Path(folder)
-        card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
+        card_path = folder / CARD_FILE
         if not folder.is_dir():
             raise InputError(folder, "model folder not found")
         card = read_json(card_path)
@@ -60,38 +75,53 @@ class RoadModel:
                 raise InputError(card_path, f"model card has no {key!r}")
         try:
             names = validate_spec(card["spec"])
+            extra = context_names(card["spec"])
         except SpecError as exc:
             raise InputError(card_path, f"cannot reproduce this model's features: {exc}") from None
-        if names != card["feature_names"]:
+        if names != card["feature_names"] or extra != card.get("context_names", []):
             raise InputError(card_path, "cannot reproduce this model's features: the spec now "
                                         "yields different feature names than it was trained with")
-        if not model_path.exists():
-            raise InputError(model_path, "file not found")
-        try:
-            booster = lgb.Booster(model_file=str(model_path))
-        except Exception as exc:
-            raise InputError(model_path, f"not a valid LightGBM model ({str(exc).splitlines()[0][:120]})") from None
-        if booster.num_feature() != len(names):
-            raise InputError(model_path, f"model expects {booster.num_feature()} features but its "
-                                         f"card's spec yields {len(names)}")
-        return cls(booster, card)
+        t = card["threshold"]
+        if not (t == EXPECTED_IOU or (isinstance(t, (int, float)) and 0 <= t <= 1)):
+            raise InputError(card_path, f"threshold must be a number in [0, 1] or "
+                                        f"{EXPECTED_IOU!r}, not {t!r}")
+        booster = _load_booster(folder / MODEL_FILE, len(names))
+        context = (_load_booster(folder / CONTEXT_MODEL_FILE, len(names) + len(extra))
+                   if extra else None)
+        return cls(booster, card, context)
 
     def save(self, folder) -> None:
         folder = Path(folder)
-        text = self.booster.model_to_string(num_iteration=-1)
-        write_bytes_atomic(folder / MODEL_FILE, text.encode())
+        write_bytes_atomic(folder / MODEL_FILE,
+                           self.booster.model_to_string(num_iteration=-1).encode())
+        if self.context_booster is not None:
+            write_bytes_atomic(folder / CONTEXT_MODEL_FILE,
+                               self.context_booster.model_to_string(num_iteration=-1).encode())
         write_json_atomic(folder / CARD_FILE, self.card)
 
     def fingerprint(self) -> str:
-        """Hash of model and card, to tell whether outputs came from this model."""
+        """Hash of models and card, to tell whether outputs came from this model."""
         h = hashlib.sha256(self.booster.model_to_string().encode())
+        if self.context_booster is not None:
+            h.update(self.context_booster.model_to_string().encode())
         h.update(repr(sorted(self.card.items(), key=lambda kv: kv[0])).encode())
         return h.hexdigest()[:16]
 
+    def with_threshold(self, threshold) -> "RoadModel":
+        """The same model with another threshold (a number, or ``"expected-iou"``)."""
+        return RoadModel(self.booster, dict(self.card, threshold=threshold), self.context_booster)
+
     # ------------------------------------------------------------- predict
     @property
-    def threshold(self) -> float:
-        return float(self.card["threshold"])
+    def threshold(self):
+        """The card's threshold: a float, or ``"expected-iou"``."""
+        t = self.card["threshold"]
+        return t if t == EXPECTED_IOU else float(t)
+
+    def threshold_for(self, prob: np.ndarray) -> float:
+        """The threshold for one probability map (the image's own under ``expected-iou``)."""
+        t = self.threshold
+        return expected_iou_threshold(prob) if t == EXPECTED_IOU else t
 
     @property
     def post(self) -> PostParams:
@@ -108,14 +138,30 @@ class RoadModel:
         ``timings``, if given, accumulates seconds per stage (features, boosting).
         """
         gsd = self.train_gsd if gsd is None else gsd
+        spec = self.card["spec"]
         with _stage(timings, "features"):
-            stack = to_host(compute_features(rgb, self.card["spec"], backend, gsd))
+            stack = compute_features(rgb, spec, backend, gsd)
+        prob = self.stage_probability(self.booster, stack, where, timings)
+        if self.context_booster is not None:
+            with _stage(timings, "features"):
+                ctx = compute_context(backend.asarray(prob), spec)
+                stack = backend.xp.concatenate([stack, ctx])
+            prob = self.stage_probability(self.context_booster, stack, where, timings)
+        with _stage(timings, "features"):
+            prob = to_host(apply_support(backend.asarray(prob), spec))
+        cal = self.card.get("calibration")
+        if cal:
+            prob = apply_platt(prob, cal["a"], cal["b"])
+        return backend_resize_host(prob, rgb.shape[:2])
+
+    @staticmethod
+    def stage_probability(booster, stack, where="image", timings: dict | None = None):
+        """One booster's probability map (h, w) of a (F, h, w) feature stack, on the host."""
         with _stage(timings, "boosting"):
-            f, h, w = stack.shape
+            stack = to_host(stack)
             X = feature_matrix(stack)
             check_finite(X, where)
-            prob = self.booster.predict(X).astype(np.float32).reshape(h, w)
-            return backend_resize_host(prob, rgb.shape[:2])
+            return booster.predict(X).astype(np.float32).reshape(stack.shape[1:])
 
     def predict(self, rgb: np.ndarray, backend: Backend, gsd: float | None = None,
                 where="image", timings: dict | None = None) -> np.ndarray:
@@ -123,7 +169,22 @@ class RoadModel:
         gsd = self.train_gsd if gsd is None else gsd
         prob = self.probability(rgb, backend, gsd, where, timings)
         with _stage(timings, "post-processing"):
-            return postprocess(prob, self.threshold, self.post, gsd)
+            return postprocess(prob, self.threshold_for(prob), self.post, gsd)
+
+
+def _load_booster(path: Path, n_features: int):
+    import lightgbm as lgb
+
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        booster = lgb.Booster(model_file=str(path))
+    except Exception as exc:
+        raise InputError(path, f"not a valid LightGBM model ({str(exc).splitlines()[0][:120]})") from None
+    if booster.num_feature() != n_features:
+        raise InputError(path, f"model expects {booster.num_feature()} features but its "
+                               f"card's spec yields {n_features}")
+    return booster
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def write_overlay(path, rgb, pred, truth=None, max_side: int = 512) -> None:
     write_png(path, img)
 
 
-def importance_plot(gains: dict, path, top: int = 30) -> None:
+def importance_plot(gains: dict, path, top: int = 30, title: str = "") -> None:
     """Horizontal bar chart of the ``top`` features by total gain."""
     items = sorted(gains.items(), key=lambda kv: -kv[1])[:top]
     total = sum(gains.values()) or 1.0
@@ -59,7 +59,8 @@ def importance_plot(gains: dict, path, top: int = 30) -> None:
     h = row_h * (len(items) + 2)
     im = Image.new("RGB", (label_w + bar_w + 90, h), "white")
     d = ImageDraw.Draw(im)
-    d.text((8, 4), f"feature importance (share of total gain), top {len(items)}", fill="black")
+    d.text((8, 4), f"feature importance{', ' + title if title else ''} (share of total gain), "
+                   f"top {len(items)}", fill="black")
     vmax = items[0][1] if items else 1.0
     for i, (name, g) in enumerate(items):
         y = row_h * (i + 1) + 6

@@ -12,7 +12,10 @@ image when window offsets fall on whole pixels of the working grid (the
 offsets are rounded to make sure they do). Post-processing is local to the
 post-processing halo: a road end whose partner or whose small component
 reaches beyond it can be treated differently at a window seam than in the
-whole image. ``docs/RELIABILITY.md`` states what is tested.
+whole image. Under the ``expected-iou`` threshold each window's threshold is
+chosen on its own post-processing region, so a scene of many windows adapts
+its threshold window by window (an image that fits one window gets exactly
+the whole-image threshold). ``docs/RELIABILITY.md`` states what is tested.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def predict_windows(model: RoadModel, source: Source, backend: Backend, gsd: flo
         with _stage(timings, "post-processing"):
             if valid is not None:
                 prob = np.where(valid, prob, 0.0).astype(np.float32)
-            mask = postprocess(prob, model.threshold, model.post, gsd)
+            mask = postprocess(prob, model.threshold_for(prob), model.post, gsd)
             if valid is not None:
                 mask &= valid
         if on_region is not None:

@@ -1,14 +1,24 @@
-"""Training stage: sampled feature rows -> LightGBM model + model card.
+"""Training stage: sampled feature rows -> LightGBM model(s) + model card.
 
 Validation uses whole held-out images, never random pixels of the training
 images. The images are split into K folds; a model fit on the other folds
-(with early stopping on the held-out fold's rows) predicts each held-out
-image, so every training image gets an out-of-fold probability map. The
-number of rounds is the median of the folds' early-stopping points, and the
-probability threshold is the one with the best mean per-image IoU of the
-post-processed out-of-fold masks (the challenge's score). The final model is
-then fit on all images. Each finished fold is checkpointed, so a killed run
-resumes where it stopped.
+(with early stopping on the held-out fold's rows) predicts the probability
+map of each held-out image, so every training image gets an out-of-fold map.
+
+With a context stage in the spec (auto-context, Tu & Bai 2010), the second
+booster is trained on rows of image features plus context features of those
+out-of-fold maps, never of maps from a model that saw the image: otherwise
+stage 2 would learn to trust a stage 1 that is more confident on its own
+training images than it will be on new ones. Stage 2 is validated by the
+same folds, which gives its own out-of-fold maps.
+
+The last stage's out-of-fold maps (after the support opening) fit the Platt
+calibration, and the validation score is the mean per-image IoU (the
+challenge's score) of their post-processed masks at each image's
+expected-IoU threshold (:mod:`roadfeat.calibration`). The number of rounds
+of each stage is the median of its folds' early-stopping points; the final
+boosters are fit on all images. Each finished fold is checkpointed, so a
+killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -27,23 +37,27 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .backend import Backend
+from .backend import Backend, to_host
+from .calibration import PlattCounts, apply_platt, expected_iou_threshold
 from .extract import MANIFEST, load_rows
-from .features import SpecError, validate_spec
-from .io import InputError, read_image, read_json, read_mask, write_json_atomic
+from .features import (SpecError, apply_support, compute_context, compute_features,
+                       context_names, has_context, validate_spec, without_context)
+from .io import (InputError, read_image, read_json, read_mask, write_json_atomic,
+                 write_npz_atomic)
 from .metrics import confusion
-from .model import RoadModel
+from .model import EXPECTED_IOU, RoadModel, backend_resize_host
 from .postprocess import PostParams, postprocess
 from .progress import progress
+from .sampling import downsample_labels
 
 log = logging.getLogger("roadfeat")
 
-THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.10, 0.91, 0.05), 2))
-# Probability maps are costly: a few dozen images per fold pin the threshold.
+# Out-of-fold maps are costly (features of the whole image): this many
+# images per fold fit the calibration, train the context stage and score.
 MAX_SCORED_PER_FOLD = 20
 CHECKPOINTS = ".folds"
-# Bumped when a fold checkpoint gains fields, so older ones are redone.
-CHECKPOINT_FORMAT = 2
+# Bumped when a fold checkpoint changes, so older ones are redone.
+CHECKPOINT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -178,25 +192,6 @@ def best_iteration(booster, X, y) -> int:
 DEGENERATE_ROAD_SHARE = 0.5
 
 
-def scores_by_threshold(prob, truth, post: PostParams, gsd: float,
-                        thresholds=THRESHOLDS) -> tuple[list[float], list[float]]:
-    """IoU and predicted road share of the post-processed mask at each threshold."""
-    counts = [confusion(postprocess(prob, t, post, gsd), truth) for t in thresholds]
-    return [c.iou for c in counts], [(c.tp + c.fp) / truth.size for c in counts]
-
-
-def choose_threshold(tables: dict, thresholds=THRESHOLDS) -> tuple[float, dict]:
-    """Threshold with the best mean per-image IoU.
-
-    ``tables`` maps image id -> IoU at each threshold. Ties go to the
-    threshold nearest 0.5. Returns the threshold and ``{threshold: mean IoU}``.
-    """
-    mean = np.mean([tables[k] for k in sorted(tables)], axis=0)
-    table = {float(t): float(m) for t, m in zip(thresholds, mean)}
-    best = max(table, key=lambda t: (table[t], -abs(t - 0.5)))
-    return best, table
-
-
 def _versions() -> dict:
     import lightgbm
     import scipy
@@ -208,29 +203,118 @@ def _versions() -> dict:
 
 
 def _fold_key(manifest_key: str, ids, folds, params: GBMParams, post: PostParams,
-              seed: int, how: str) -> str:
+              seed: int, how: str, spec: dict) -> str:
     blob = json.dumps([manifest_key, sorted(ids), folds, asdict(params), post.to_dict(), seed, how,
-                       list(THRESHOLDS), MAX_SCORED_PER_FOLD, CHECKPOINT_FORMAT],
+                       spec, MAX_SCORED_PER_FOLD, CHECKPOINT_FORMAT],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _validate_fold(i, folds, ids, X, y, groups, images, card, params, post, seed, learner,
-                   threads, backend, gsd, quiet, client) -> dict:
-    """Fit without fold ``i``, score its images; returns the fold's checkpoint."""
-    held = np.isin(groups, [ids.index(k) for k in folds[i]])
-    booster, best = fit(X[~held], y[~held], params, seed, learner, (X[held], y[held]),
-                        threads=threads, client=client)
-    interim = RoadModel(booster, card)
-    scored = sorted(np.random.default_rng(seed + i).permutation(folds[i])[:MAX_SCORED_PER_FOLD])
-    tables, shares = {}, {}
-    for vid in progress(scored, f"validate fold {i + 1}/{len(folds)}", quiet):
-        e = images[vid]
-        rgb = read_image(e["image"])
-        prob = interim.probability(rgb, backend, gsd, e["image"])
-        tables[vid], shares[vid] = scores_by_threshold(prob, read_mask(e["mask"], rgb.shape),
-                                                       post, gsd)
-    return {"best_iteration": best, "iou": tables, "road_share": shares}
+def _checkpointed(path: Path, key: str, work) -> tuple[int, dict]:
+    """``work()`` -> (best_iteration, {id: map}), or its checkpoint when one matches ``key``."""
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                if str(z["key"]) == key:
+                    return int(z["best"]), {str(k): z[f"map{j}"] for j, k in enumerate(z["ids"])}
+        except Exception:  # a damaged checkpoint is redone
+            pass
+    best, maps = work()
+    ids = sorted(maps)
+    write_npz_atomic(path, key=np.array(key), best=np.array(best), ids=np.array(ids),
+                     **{f"map{j}": maps[k] for j, k in enumerate(ids)})
+    return best, maps
+
+
+@dataclass
+class _Fit:
+    """What every fold needs: the rows, the images, and how to fit and predict."""
+
+    ids: list
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    idx: np.ndarray
+    images: dict
+    spec: dict
+    params: GBMParams
+    seed: int
+    learner: str
+    threads: int | None
+    backend: Backend
+    gsd: float
+    quiet: bool
+    client: object
+    folds: list
+
+    def __post_init__(self):
+        # The images each fold scores (all of them up to MAX_SCORED_PER_FOLD).
+        self.scored = [sorted(np.random.default_rng(self.seed + i).permutation(f)
+                              [:MAX_SCORED_PER_FOLD]) for i, f in enumerate(self.folds)]
+
+    def fit(self, X, y, eval_set=None, n_estimators=None):
+        return fit(X, y, self.params, self.seed, self.learner, eval_set, n_estimators,
+                   self.threads, self.client)
+
+    def rows(self, image_id):
+        sel = self.groups == self.ids.index(image_id)
+        return self.X[sel], self.y[sel], self.idx[sel]
+
+    def maps(self, booster, i: int, stage: str, context_of=None) -> dict:
+        """Probability maps of fold ``i``'s scored images by ``booster``.
+
+        With ``context_of`` (id -> first-stage map) the booster is the
+        context stage and sees the image features plus that map's context.
+        """
+        out = {}
+        for k in progress(self.scored[i], f"{stage}, fold {i + 1}/{len(self.folds)}", self.quiet):
+            path = self.images[k]["image"]
+            stack = compute_features(read_image(path), self.spec, self.backend, self.gsd)
+            if context_of is not None:
+                ctx = compute_context(self.backend.asarray(context_of[k]), self.spec)
+                stack = self.backend.xp.concatenate([stack, ctx])
+            out[k] = RoadModel.stage_probability(booster, stack, path)
+        return out
+
+    def context_rows(self, image_id, first_stage_map) -> tuple[np.ndarray, np.ndarray]:
+        """Stage-2 rows of one image: its sampled image features plus their context."""
+        X, y, idx = self.rows(image_id)
+        ctx = to_host(compute_context(self.backend.asarray(first_stage_map), self.spec))
+        return np.hstack([X, ctx.reshape(ctx.shape[0], -1)[:, idx].T]), y
+
+
+def _stage1_fold(f: _Fit, i: int):
+    held = np.isin(f.groups, [f.ids.index(k) for k in f.folds[i]])
+    booster, best = f.fit(f.X[~held], f.y[~held], (f.X[held], f.y[held]))
+    return best, f.maps(booster, i, "stage 1")
+
+
+def _stage2_fold(f: _Fit, i: int, rows2: dict, first: dict):
+    def stack(ids):
+        return (np.concatenate([rows2[k][0] for k in ids]),
+                np.concatenate([rows2[k][1] for k in ids]))
+
+    others = [k for j, s in enumerate(f.scored) if j != i for k in s]
+    booster, best = f.fit(*stack(others), stack(f.scored[i]))
+    return best, f.maps(booster, i, "stage 2", context_of=first)
+
+
+def _validate(f: _Fit, maps: dict, post: PostParams) -> tuple[dict, dict]:
+    """Calibrate on the out-of-fold ``maps``; score each image at its own threshold."""
+    working = {k: to_host(apply_support(f.backend.asarray(m), f.spec)) for k, m in maps.items()}
+    truths = {k: read_mask(f.images[k]["mask"], f.images[k]["shape"]) for k in sorted(maps)}
+    counts = PlattCounts()
+    for k, m in working.items():
+        counts.add(m, downsample_labels(truths[k], m.shape))
+    a, b = counts.fit()
+    per = {}
+    for k in progress(sorted(maps), "validate", f.quiet):
+        prob = backend_resize_host(apply_platt(working[k], a, b), truths[k].shape)
+        t = expected_iou_threshold(prob)
+        c = confusion(postprocess(prob, t, post, f.gsd), truths[k])
+        per[k] = {"iou": c.iou, "threshold": t, "road_share": (c.tp + c.fp) / truths[k].size}
+    return {"method": "platt", "a": a, "b": b,
+            "fit_on": f"out-of-fold maps of {len(maps)} training images"}, per
 
 
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
@@ -240,11 +324,12 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     """Train a road model from a features folder and save it to ``out_dir``.
 
     ``folds`` is the number of image folds used to choose the number of
-    rounds and the threshold (fewer than 2 images: no validation, threshold
-    0.5). ``image_ids`` restricts training to some of the folder's images
-    (for cross-validation); by default all are used. With a Dask ``client``
-    every fit runs on its workers (:func:`fit`); the model files are the same
-    kind as without.
+    rounds, train the context stage and fit the calibration (fewer than 2
+    images: one stage, no calibration, threshold 0.5). ``image_ids``
+    restricts training to some of the folder's images (for
+    cross-validation); by default all are used. With a Dask ``client`` every
+    fit runs on its workers (:func:`fit`); the model files are the same kind
+    as without.
     """
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     manifest = read_json(features_dir / MANIFEST)
@@ -267,60 +352,84 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     gsd = float(manifest["gsd"])
     ids = sorted(images)
     image_folds_ = image_folds(ids, folds, seed)
+    spec = manifest["spec"]
+    if has_context(spec) and not image_folds_:
+        log.info("the context stage needs out-of-fold maps of at least 2 images; "
+                 "training the first stage only")
+        spec = without_context(spec)
     learner = choose_learner(backend)
-    X, y, groups = load_rows(features_dir, ids)
+    X, y, groups, idx = load_rows(features_dir, ids)
     if len(np.unique(y)) < 2:
         raise InputError(features_dir, "training rows hold only one class; need road and background")
 
     card = {
-        "roadfeat_version": __version__, "spec": manifest["spec"], "feature_names": names,
-        "train_gsd": gsd, "threshold": 0.5, "post": post.to_dict(), "seed": seed,
-        "gbm": asdict(params), "learner": learner, "versions": _versions(),
+        "roadfeat_version": __version__, "spec": spec, "feature_names": names,
+        "context_names": context_names(spec), "train_gsd": gsd, "threshold": 0.5,
+        "post": post.to_dict(), "seed": seed, "gbm": asdict(params), "learner": learner,
+        "versions": _versions(),
         "fit_on": ("this process" if client is None else
                    f"Dask, {len(client.scheduler_info()['workers'])} workers"),
         "training_data": {"features": str(features_dir.resolve()), "images": len(ids),
                           "image_ids": ids, "rows": int(len(y)), "road_rows": int(y.sum()),
                           "sampling": manifest["sampling"]},
     }
-    val, n_rounds = {}, params.n_estimators
+    f = _Fit(ids, X, y, groups, idx, images, spec, params, seed, learner, threads, backend, gsd,
+             quiet, client, image_folds_)
+    val, n_rounds, context = {}, params.n_estimators, None
     if image_folds_:
-        state_dir = out_dir / CHECKPOINTS
         key = _fold_key(manifest.get("key", ""), ids, image_folds_, params, post, seed,
-                        f"{learner}/{'dask' if client is not None else 'local'}")
-        results = []
-        for i in range(len(image_folds_)):
-            ckpt = state_dir / f"fold-{i}.json"
-            done = read_json(ckpt) if ckpt.exists() else {}
-            if done.get("key") != key:
-                done = {"key": key, **_validate_fold(i, image_folds_, ids, X, y, groups, images,
-                                                     card, params, post, seed, learner, threads,
-                                                     backend, gsd, quiet, client)}
-                write_json_atomic(ckpt, done)
-            results.append(done)
-        tables = {k: v for r in results for k, v in r["iou"].items()}
-        thr, table = choose_threshold(tables)
-        at = THRESHOLDS.index(thr)
-        n_rounds = max(1, int(np.median([r["best_iteration"] for r in results])))
-        card["threshold"] = thr
-        share = float(np.mean([r["road_share"][k][at] for r in results for k in r["road_share"]]))
-        val = {"method": f"{len(image_folds_)}-fold cross-validation by image",
-               "folds": image_folds_, "best_iterations": [r["best_iteration"] for r in results],
-               "mean_iou": table[thr], "mean_iou_by_threshold": table,
-               "per_image_iou": {k: tables[k][at] for k in sorted(tables)},
+                        f"{learner}/{'dask' if client is not None else 'local'}", spec)
+        state = out_dir / CHECKPOINTS
+        k = len(image_folds_)
+        s1 = [_checkpointed(state / f"stage1-fold-{i}.npz", key, lambda i=i: _stage1_fold(f, i))
+              for i in range(k)]
+        first = {img: m for _, maps in s1 for img, m in maps.items()}
+        n_rounds = max(1, int(np.median([b for b, _ in s1])))
+        last = first
+        if has_context(spec):
+            rows2 = {img: f.context_rows(img, m) for img, m in first.items()}
+            s2 = [_checkpointed(state / f"stage2-fold-{i}.npz", key,
+                                lambda i=i: _stage2_fold(f, i, rows2, first)) for i in range(k)]
+            last = {img: m for _, maps in s2 for img, m in maps.items()}
+            n_context = max(1, int(np.median([b for b, _ in s2])))
+            X2 = np.concatenate([rows2[img][0] for img in sorted(rows2)])
+            y2 = np.concatenate([rows2[img][1] for img in sorted(rows2)])
+            context, _ = f.fit(X2, y2, None, n_context)
+            card["context_rounds"] = n_context
+        card["calibration"], per = _validate(f, last, post)
+        card["threshold"] = EXPECTED_IOU
+        share = float(np.mean([r["road_share"] for r in per.values()]))
+        val = {"method": f"{k}-fold cross-validation by image; calibration fit on the same "
+                         "out-of-fold maps; each image at its own expected-IoU threshold",
+               "folds": image_folds_, "scored_images": sorted(per),
+               "best_iterations": [b for b, _ in s1],
+               "mean_iou": float(np.mean([r["iou"] for r in per.values()])),
+               "per_image_iou": {img: r["iou"] for img, r in sorted(per.items())},
+               "per_image_threshold": {img: r["threshold"] for img, r in sorted(per.items())},
                "mean_predicted_road_share": share}
+        if has_context(spec):
+            val["context_best_iterations"] = [b for b, _ in s2]
         if share > DEGENERATE_ROAD_SHARE:
             val["warning"] = (f"held-out masks mark {100 * share:.0f}% of pixels as road: "
                               "the features do not separate road from background on these "
                               "images; train on more labelled images")
             log.warning("%s: %s", out_dir, val["warning"])
-    booster, _ = fit(X, y, params, seed, learner, None, n_rounds, threads, client)
+    booster, _ = f.fit(X, y, None, n_rounds)
     card["n_rounds"] = n_rounds
     card["validation"] = val
-    gains = booster.feature_importance("gain")
-    card["feature_importance_gain"] = {n: float(g) for n, g in zip(names, gains)}
-    model = RoadModel(booster, card)
-    model.save(out_dir)
+    card["feature_importance_gain"] = _gains(booster, names)
     from .report import importance_plot
-    importance_plot(card["feature_importance_gain"], out_dir / "feature_importance.png")
+    if context is not None:
+        card["context_feature_importance_gain"] = _gains(context, names + card["context_names"])
+        importance_plot(card["context_feature_importance_gain"],
+                        out_dir / "context_importance.png", title="context stage")
+    model = RoadModel(booster, card, context)
+    model.save(out_dir)
+    importance_plot(card["feature_importance_gain"], out_dir / "feature_importance.png",
+                    title="first stage")
     shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
     return model
+
+
+def _gains(booster, names) -> dict:
+    return {n: float(g) for n, g in zip(names, booster.feature_importance("gain"))}

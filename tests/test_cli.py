@@ -42,9 +42,14 @@ def test_model_card_and_native_model(trained):
     for key in ("spec", "feature_names", "threshold", "post", "versions", "training_data",
                 "validation", "train_gsd"):
         assert key in card
-    assert 0.0 < card["threshold"] < 1.0
-    assert (trained / "model" / "model.txt").read_text().startswith("tree")
-    assert (trained / "model" / "feature_importance.png").stat().st_size > 1000
+    assert card["threshold"] == "expected-iou"
+    # Calibration: a higher score means a higher probability of road.
+    assert card["calibration"]["method"] == "platt" and card["calibration"]["a"] > 0
+    assert len(card["context_names"]) > 0 and card["context_rounds"] >= 1
+    for name in ("model.txt", "context_model.txt"):
+        assert (trained / "model" / name).read_text().startswith("tree")
+    for name in ("feature_importance.png", "context_importance.png"):
+        assert (trained / "model" / name).stat().st_size > 1000
 
 
 def test_same_seed_same_model_and_masks(trained, synth_dirs, tmp_path):
@@ -87,6 +92,18 @@ def test_bad_file_in_folder_does_not_lose_the_good_ones(trained, synth_dirs, tmp
     assert rc == 1
     assert "broken_sat.jpg: not a readable image" in err
     assert len(list((tmp_path / "o").glob("*_mask.png"))) == 3
+
+
+def test_fixed_threshold_overrides_the_per_image_one(trained, synth_dirs, tmp_path):
+    _, test_dir = synth_dirs
+    masks = {}
+    for t in ("0.05", "0.6"):
+        assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",
+                   tmp_path / t, "--device", "cpu", "--threshold", t) == 0
+        masks[t] = sum((np.asarray(Image.open(p))[..., 0] > 0).sum()
+                       for p in sorted((tmp_path / t).glob("*_mask.png")))
+    # A lower threshold on the same probabilities marks more road.
+    assert masks["0.05"] > masks["0.6"] > 0
 
 
 def test_corrupt_model_is_a_one_line_error(trained, synth_dirs, tmp_path, capsys):
@@ -180,7 +197,8 @@ def test_geo_flags_without_the_geo_extra_are_one_line_errors(trained, synth_dirs
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("args, flag", [(["--gsd", "0"], "--gsd"), (["--window", "0"], "--window")])
+@pytest.mark.parametrize("args, flag", [(["--gsd", "0"], "--gsd"), (["--window", "0"], "--window"),
+                                        (["--threshold", "1.5"], "--threshold")])
 def test_bad_sizes_are_one_line_errors(trained, synth_dirs, tmp_path, capsys, args, flag):
     _, test_dir = synth_dirs
     assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",

@@ -4,8 +4,10 @@ import scipy.ndimage as ndi
 from skimage.color import rgb2lab
 
 from roadfeat.backend import get_backend
-from roadfeat.features import (SpecError, compute_features, default_spec, feature_names,
-                               validate_spec)
+from roadfeat.features import (SpecError, compute_context, compute_features, context_names,
+                               default_spec, feature_names, has_context, validate_spec,
+                               without_context)
+from roadfeat.features.spec import receptive_radius
 from roadfeat.features.colour import colour_channel, rgb_to_lab
 from roadfeat.features.fftconv import filter_bank
 from roadfeat.features.gabor import gabor_energy
@@ -98,6 +100,48 @@ def test_compute_features_shape_finite_and_working_resolution():
     (lambda s: s["features"].append(dict(s["features"][0])), "duplicate"),
 ])
 def test_spec_validation(mutate, match):
+    s = default_spec()
+    mutate(s)
+    with pytest.raises(SpecError, match=match):
+        validate_spec(s)
+
+
+def test_context_features_are_named_and_computed_from_the_probability():
+    spec = default_spec()
+    names = context_names(spec)
+    assert names[0] == "prob" and "lopen_prob_l41" in names
+    assert not set(names) & set(feature_names(spec))
+    prob = rng.random((40, 30)).astype(np.float32)
+    ctx = compute_context(prob, spec)
+    assert ctx.shape == (len(names), 40, 30) and np.isfinite(ctx).all()
+    np.testing.assert_array_equal(ctx[0], prob)
+    # A supremum of openings never exceeds what it opens.
+    assert (ctx[names.index("lopen_prob_l21")] <= prob + 1e-6).all()
+
+
+def test_receptive_radius_adds_the_context_and_support_reach():
+    spec = default_spec()
+    one_stage = without_context(spec)
+    one_stage.pop("support")
+    assert receptive_radius(spec) == receptive_radius(one_stage) + 80 + 40
+    assert has_context(spec) and not has_context(one_stage)
+
+
+def test_version_1_specs_still_load():
+    spec = without_context(default_spec())
+    spec.pop("support")
+    spec["features"] = [e for e in spec["features"] if e["kind"] != "line_morph"]
+    spec["version"] = 1
+    assert len(validate_spec(spec)) == 78
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: s["context"][1].update(sources=["lum"]), "context entry 1.*unknown sources"),
+    (lambda s: s["features"][1].update(sources=["prob"]), "feature entry 1.*unknown sources"),
+    (lambda s: s.update(support={"length": 0, "n_orient": 16}), "support must be"),
+    (lambda s: s.update(version=1), "version 1 spec has no context"),
+])
+def test_spec_validation_of_the_later_stages(mutate, match):
     s = default_spec()
     mutate(s)
     with pytest.raises(SpecError, match=match):

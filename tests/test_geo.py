@@ -42,7 +42,11 @@ def test_geotiff_mask_keeps_crs_and_transform(trained, scene, tmp_path):
     rgb, _ = scene
     (tmp_path / "in").mkdir()
     write_tif(tmp_path / "in" / "a_sat.tif", rgb, gsd=0.5)
-    assert predict(trained / "model", tmp_path / "in", tmp_path / "out", "--window", 200) == 0
+    # At the whole image's threshold (by default each window picks its own).
+    model = RoadModel.load(trained / "model")
+    t = model.threshold_for(model.probability(rgb, CPU, 0.5))
+    assert predict(trained / "model", tmp_path / "in", tmp_path / "out", "--window", 200,
+                   "--threshold", t) == 0
     with rasterio.open(tmp_path / "out" / "a_mask.tif") as ds, \
             rasterio.open(tmp_path / "in" / "a_sat.tif") as src:
         assert ds.crs == src.crs and ds.transform == src.transform
@@ -50,7 +54,7 @@ def test_geotiff_mask_keeps_crs_and_transform(trained, scene, tmp_path):
         assert ds.profile["tiled"] and ds.profile["compress"] == "deflate"
         mask = ds.read(1)
     assert set(np.unique(mask)) <= {0, 255}
-    expected = RoadModel.load(trained / "model").predict(rgb, CPU, 0.5)
+    expected = model.with_threshold(t).predict(rgb, CPU, 0.5)
     np.testing.assert_array_equal(mask > 0, expected)
 
 
@@ -124,10 +128,13 @@ def test_lines_from_windows_join_up_like_the_whole_image(trained, scene, tmp_pat
     rgb, _ = scene
     (tmp_path / "in").mkdir()
     write_tif(tmp_path / "in" / "a_sat.tif", rgb, gsd=0.5)
+    model = RoadModel.load(trained / "model")
+    t = model.threshold_for(model.probability(rgb, CPU, 0.5))
     total = {}
     for window in (160, 4096):
         out = tmp_path / f"out{window}"
-        assert predict(trained / "model", tmp_path / "in", out, "--vector", "--window", window) == 0
+        assert predict(trained / "model", tmp_path / "in", out, "--vector", "--window", window,
+                       "--threshold", t) == 0
         feats = json.loads((out / "a_roads.geojson").read_text())["features"]
         total[window] = sum(f["properties"]["length_m"] for f in feats)
     assert total[4096] > 0

@@ -72,7 +72,7 @@ def test_extract_killed_then_rerun_equals_uninterrupted(scenes, reference, tmp_p
 def test_train_killed_then_rerun_equals_uninterrupted(reference, tmp_path):
     args = ["train", "--features", reference / "feat", "--out", tmp_path / "model",
             "--threads", 2]
-    killed_run(args, tmp_path / "model" / ".folds", "fold-*.json")
+    killed_run(args, tmp_path / "model" / ".folds", "stage1-fold-*.npz")
     assert not (tmp_path / "model" / "model.txt").exists()
     assert main([*map(str, args), "--quiet"]) == 0
     assert files(tmp_path / "model", "*.txt") == files(reference / "model", "*.txt")

@@ -89,20 +89,19 @@ def test_dask_extraction_equals_single_process(client, synth_dirs, local_run, tm
 def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
     """Trained on the same rows, the Dask model scores like the single-process one.
 
-    Both training procedures' cross-validated scores must agree, and the Dask
-    booster must score like the local one on held-out scenes at the same
-    threshold. (The threshold each run picks moves in steps of 0.05: a
-    one-step difference moved held-out IoU on these synthetic scenes by up to
-    0.04 while the boosters agreed within 0.005, so it is held fixed here.)
+    Both training procedures' cross-validated scores must agree, and so must
+    their masks' IoU on 12 held-out scenes. (Dask's LightGBM is not
+    byte-identical to the local one; each model has its own calibration, and
+    the per-image threshold follows it.)
     """
     local = RoadModel.load(local_run / "model")
     model = train(local_run / "feat", tmp_path / "model", CPU, quiet=True, client=client)
-    assert (tmp_path / "model" / "model.txt").read_text().startswith("tree")
+    for name in ("model.txt", "context_model.txt"):
+        assert (tmp_path / "model" / name).read_text().startswith("tree")
     cv_dask, cv_local = (m.card["validation"]["mean_iou"] for m in (model, local))
     assert abs(cv_dask - cv_local) <= 0.02, (cv_dask, cv_local)
     heldout = local_run / "heldout"
-    same_threshold = RoadModel(model.booster, dict(model.card, threshold=local.threshold))
-    predict_folder(same_threshold, heldout, tmp_path / "pred", CPU, quiet=True)
+    predict_folder(model, heldout, tmp_path / "pred", CPU, quiet=True)
     dask_iou = evaluate(tmp_path / "pred", heldout)["summary"]["mean_iou"]
     local_iou = evaluate(local_run / "pred-heldout", heldout)["summary"]["mean_iou"]
     assert abs(dask_iou - local_iou) <= 0.02, (dask_iou, local_iou)

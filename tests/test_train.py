@@ -1,23 +1,43 @@
-"""Training's validation: threshold choice and the warning for a model that cannot separate."""
+"""Training's validation: the context stage, calibration, and the warning for a model that cannot separate."""
 
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from roadfeat.cli import main
 from roadfeat.synth import write_scenes
-from roadfeat.train import choose_threshold
+from roadfeat.features import default_spec, without_context
+from roadfeat.model import RoadModel
 
 
-def test_choose_threshold_best_mean_and_ties_nearest_half():
-    t, table = choose_threshold({"a": [0.1, 0.5, 0.2], "b": [0.3, 0.3, 0.2]},
-                                thresholds=(0.3, 0.5, 0.7))
-    assert t == 0.5 and table[0.5] == pytest.approx(0.4)
-    t, _ = choose_threshold({"a": [0.4, 0.4, 0.2]}, thresholds=(0.3, 0.5, 0.7))
-    assert t == 0.5
-    t, _ = choose_threshold({"a": [0.2, 0.4, 0.4]}, thresholds=(0.1, 0.6, 0.9))
-    assert t == 0.6
+def test_validation_scores_every_training_image_out_of_fold(trained):
+    card = json.loads((trained / "model" / "card.json").read_text())
+    val = card["validation"]
+    assert val["scored_images"] == card["training_data"]["image_ids"]
+    assert sorted(sum(val["folds"], [])) == val["scored_images"]
+    assert len(val["best_iterations"]) == len(val["context_best_iterations"]) == 3
+    assert 0 < min(val["per_image_threshold"].values()) < 1
+    assert val["mean_iou"] == pytest.approx(np.mean(list(val["per_image_iou"].values())))
+
+
+def test_one_image_trains_one_stage_with_a_fixed_threshold(synth_dirs, tmp_path, caplog):
+    train_dir, _ = synth_dirs
+    one = tmp_path / "one"
+    one.mkdir()
+    for p in sorted(train_dir.iterdir())[:2]:  # one image and its mask
+        shutil.copyfile(p, one / p.name)
+    assert main(["extract", "--images", str(one), "--out", str(tmp_path / "f"), "--device", "cpu",
+                 "--pixels-per-image", "2000", "--quiet"]) == 0
+    with caplog.at_level("INFO", logger="roadfeat"):
+        assert main(["train", "--features", str(tmp_path / "f"), "--out", str(tmp_path / "m"),
+                     "--device", "cpu", "--threads", "2"]) == 0
+    assert any("first stage only" in r.getMessage() for r in caplog.records)
+    model = RoadModel.load(tmp_path / "m")
+    assert model.context_booster is None and model.threshold == 0.5
+    assert model.card["spec"] == without_context(default_spec())
+    assert not (tmp_path / "m" / "context_model.txt").exists()
 
 
 def test_learned_and_unlearnable_labels_differ_in_the_warning(trained, tmp_path, caplog):

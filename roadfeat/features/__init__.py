@@ -1,7 +1,9 @@
 """Per-pixel feature families and the declarative feature spec."""
 
-from .spec import (DEFAULT_SPEC, KINDS, SpecError, compute_features, default_spec,
-                   feature_names, validate_spec, working_shape)
+from .spec import (DEFAULT_SPEC, KINDS, SpecError, apply_support, compute_context,
+                   compute_features, context_names, default_spec, feature_names, has_context,
+                   validate_spec, without_context, working_shape)
 
-__all__ = ["DEFAULT_SPEC", "KINDS", "SpecError", "compute_features", "default_spec",
-           "feature_names", "validate_spec", "working_shape"]
+__all__ = ["DEFAULT_SPEC", "KINDS", "SpecError", "apply_support", "compute_context",
+           "compute_features", "context_names", "default_spec", "feature_names", "has_context",
+           "validate_spec", "without_context", "working_shape"]

@@ -2,16 +2,26 @@
 
 A spec is a JSON-able dict::
 
-    {"version": 1, "working_gsd": 1.0,
+    {"version": 2, "working_gsd": 1.0,
      "features": [{"kind": "gabor", "sources": ["lum"], "wavelengths": [4, 8], "n_orient": 8},
-                  ...]}
+                  ...],
+     "context": [{"kind": "line_open", "sources": ["prob"], "lengths": [21, 41], "n_orient": 16},
+                 ...],
+     "support": {"length": 41, "n_orient": 16}}
 
 Each entry names a *kind* from :data:`KINDS`; the kind turns the entry's
 parameters into a list of feature names (without computing anything) and
-computes the arrays in that order. The spec is saved with every feature set
-and model; :func:`validate_spec` refuses one the code cannot reproduce.
-Features are computed at ``working_gsd`` metres per pixel, so one model
-serves imagery of several resolutions.
+computes the arrays in that order. ``features`` are filters of the image.
+The optional ``context`` entries are filters of the first stage's road
+probability (source ``prob``): a second booster sees the image features plus
+these (auto-context, Tu & Bai 2010). The optional ``support`` is a final
+supremum of openings of the probability by segments of ``length`` working
+pixels, which keeps long structures and lowers short blobs.
+
+The spec is saved with every feature set and model; :func:`validate_spec`
+refuses one the code cannot reproduce. Features are computed at
+``working_gsd`` metres per pixel, so one model serves imagery of several
+resolutions.
 """
 
 from __future__ import annotations
@@ -23,9 +33,14 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..backend import Backend, backend_of
-from . import colour, gabor, hessian, lines, smoothing
+from . import colour, gabor, hessian, lines, morphology, smoothing
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+# Version 1 specs (no context, no support, no line_morph) still load: their
+# models predict as they did.
+READABLE_VERSIONS = (1, 2)
+#: The one source that context entries filter: the first stage's road probability.
+CONTEXT_SOURCES = ("prob",)
 
 DEFAULT_SPEC: dict = {
     "version": SPEC_VERSION,
@@ -39,7 +54,15 @@ DEFAULT_SPEC: dict = {
         {"kind": "gabor", "sources": ["lum"], "wavelengths": [4, 8, 16], "n_orient": 8},
         {"kind": "line", "sources": ["lum", "sat", "ridge_bright"], "lengths": [21, 41],
          "n_orient": 12},
+        {"kind": "line_morph", "sources": ["lum"], "lengths": [21, 41], "n_orient": 16},
     ],
+    "context": [
+        {"kind": "channel", "sources": ["prob"]},
+        {"kind": "line_open", "sources": ["prob"], "lengths": [21, 41, 81], "n_orient": 16},
+        {"kind": "gaussian", "sources": ["prob"], "sigmas": [4, 16]},
+        {"kind": "line", "sources": ["prob"], "lengths": [41], "n_orient": 12},
+    ],
+    "support": {"length": 41, "n_orient": 16},
 }
 
 _HSV = ("hue_cos", "hue_sin", "sat", "val")
@@ -53,11 +76,15 @@ class SpecError(ValueError):
 
 
 class Sources:
-    """Lazily computed, cached source channels of one RGB image in [0, 1]."""
+    """Lazily computed, cached source channels of one RGB image in [0, 1].
 
-    def __init__(self, rgb):
+    ``given`` adds named channels computed elsewhere (the context stage's
+    ``prob``); without an image only those exist.
+    """
+
+    def __init__(self, rgb=None, given: dict | None = None):
         self.rgb = rgb
-        self._cache: dict = {}
+        self._cache: dict = dict(given or {})
 
     def __getitem__(self, name: str):
         if name not in self._cache:
@@ -65,6 +92,8 @@ class Sources:
         return self._cache[name]
 
     def _compute(self, name: str):
+        if self.rgb is None:
+            raise SpecError(f"source {name!r} needs the image")
         # Channels that share one conversion are cached together.
         for group, convert in (_HSV, colour.rgb_to_hsv), (_LAB, colour.rgb_to_lab):
             if name in group:
@@ -158,6 +187,23 @@ def _line(src, e):
             yield from lines.line_contrast(src[s], int(length), e["n_orient"])
 
 
+def _line_morph(src, e):
+    for s in e["sources"]:
+        for length in e["lengths"]:
+            yield from morphology.line_morphology(src[s], int(length), e["n_orient"])
+
+
+def _line_open(src, e):
+    for s in e["sources"]:
+        for length in e["lengths"]:
+            yield morphology.line_openings(src[s], int(length), e["n_orient"])[0]
+
+
+def _channel(src, e):
+    for s in e["sources"]:
+        yield src[s]
+
+
 def _gauss_radius(key, extra=0):
     # cv2.GaussianBlur's automatic kernel reaches 4 sigma.
     return lambda e: int(np.ceil(4 * max(e[key]))) + extra
@@ -170,6 +216,11 @@ def _gabor_radius(e):
 def _line_radius(e):
     # Line half-length plus the surround (sigma = length / 4, so 4 sigma = length).
     return int(max(e["lengths"])) + 1
+
+
+def _morph_radius(e):
+    # Erosion then dilation, each by a segment reaching length // 2.
+    return 2 * (int(max(e["lengths"])) // 2)
 
 
 KINDS: dict[str, Kind] = {
@@ -189,6 +240,13 @@ KINDS: dict[str, Kind] = {
     "line": Kind(("sources", "lengths", "n_orient"),
                  _per_scale(["line_max", "line_min", "line_aniso"], "lengths", "l"), _line,
                  _line_radius),
+    "line_morph": Kind(("sources", "lengths", "n_orient"),
+                       _per_scale(["lmorph_bright", "lmorph_dark", "lmorph_bright_aniso",
+                                   "lmorph_dark_aniso"], "lengths", "l"), _line_morph,
+                       _morph_radius),
+    "line_open": Kind(("sources", "lengths", "n_orient"),
+                      _per_scale(["lopen"], "lengths", "l"), _line_open, _morph_radius),
+    "channel": Kind(("sources",), lambda e: list(e["sources"]), _channel, lambda e: 0),
 }
 
 # Derived sources look this far before a kind filters them (Hessian at the largest sigma).
@@ -200,8 +258,38 @@ def default_spec() -> dict:
     return copy.deepcopy(DEFAULT_SPEC)
 
 
+def _entry_names(entries, section: str, allowed) -> list[str]:
+    if not isinstance(entries, list):
+        raise SpecError(f"{section} must be a list of entries")
+    names: list[str] = []
+    for i, e in enumerate(entries):
+        kind = KINDS.get(e.get("kind")) if isinstance(e, dict) else None
+        if kind is None:
+            raise SpecError(f"{section} entry {i}: unknown kind "
+                            f"{e.get('kind') if isinstance(e, dict) else e!r}; known: {', '.join(KINDS)}")
+        missing = [p for p in kind.params if p not in e]
+        extra = [p for p in e if p not in kind.params and p != "kind"]
+        if missing or extra:
+            raise SpecError(f"{section} entry {i} ({e['kind']}): missing {missing}, unknown {extra}")
+        bad = [s for s in e["sources"] if s not in allowed]
+        if bad:
+            raise SpecError(f"{section} entry {i} ({e['kind']}): unknown sources {bad}")
+        names.extend(kind.names(e))
+    return names
+
+
+def _support(spec: dict) -> dict | None:
+    sup = spec.get("support")
+    if sup is None:
+        return None
+    if (not isinstance(sup, dict) or set(sup) != {"length", "n_orient"}
+            or not all(isinstance(sup[k], int) and sup[k] > 0 for k in sup)):
+        raise SpecError(f"support must be {{'length': int > 0, 'n_orient': int > 0}}, not {sup!r}")
+    return sup
+
+
 def validate_spec(spec: dict) -> list[str]:
-    """Check that ``spec`` can be reproduced; return its feature names.
+    """Check that ``spec`` can be reproduced; return its image feature names.
 
     Raises
     ------
@@ -210,44 +298,61 @@ def validate_spec(spec: dict) -> list[str]:
     """
     if not isinstance(spec, dict) or "features" not in spec:
         raise SpecError("feature spec must be a dict with a 'features' list")
-    if spec.get("version") != SPEC_VERSION:
+    if spec.get("version") not in READABLE_VERSIONS:
         raise SpecError(f"feature spec version {spec.get('version')!r} is not supported "
-                        f"(this roadfeat reads version {SPEC_VERSION})")
+                        f"(this roadfeat reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    if spec["version"] == 1 and ({"context", "support"} & set(spec)):
+        raise SpecError("a version 1 spec has no context or support; use version 2")
     gsd = spec.get("working_gsd")
     if not isinstance(gsd, (int, float)) or gsd <= 0:
         raise SpecError(f"working_gsd must be a positive number, not {gsd!r}")
-    names: list[str] = []
-    for i, e in enumerate(spec["features"]):
-        kind = KINDS.get(e.get("kind")) if isinstance(e, dict) else None
-        if kind is None:
-            raise SpecError(f"feature entry {i}: unknown kind {e.get('kind') if isinstance(e, dict) else e!r}"
-                            f"; known: {', '.join(KINDS)}")
-        missing = [p for p in kind.params if p not in e]
-        extra = [p for p in e if p not in kind.params and p != "kind"]
-        if missing or extra:
-            raise SpecError(f"feature entry {i} ({e['kind']}): missing {missing}, unknown {extra}")
-        bad = [s for s in e["sources"] if s not in SOURCE_NAMES]
-        if bad:
-            raise SpecError(f"feature entry {i} ({e['kind']}): unknown sources {bad}")
-        names.extend(kind.names(e))
-    if len(set(names)) != len(names):
+    names = _entry_names(spec["features"], "feature", SOURCE_NAMES)
+    context = _entry_names(spec.get("context", []), "context", CONTEXT_SOURCES)
+    _support(spec)
+    if len(set(names + context)) != len(names + context):
         raise SpecError("feature spec yields duplicate feature names")
     return names
 
 
 def feature_names(spec: dict) -> list[str]:
+    """Names of the image features (the first stage's columns)."""
     return validate_spec(spec)
 
 
-def receptive_radius(spec: dict) -> int:
-    """How far, in working pixels, any feature of ``spec`` sees from its pixel.
+def context_names(spec: dict) -> list[str]:
+    """Names of the context features (empty for a one-stage spec)."""
+    validate_spec(spec)
+    return [n for e in spec.get("context", []) for n in KINDS[e["kind"]].names(e)]
 
-    A window read with at least this halo computes the same features in its
-    interior as the whole image does.
+
+def has_context(spec: dict) -> bool:
+    return bool(spec.get("context"))
+
+
+def without_context(spec: dict) -> dict:
+    """The one-stage spec with the same image features (and support)."""
+    out = copy.deepcopy(spec)
+    out.pop("context", None)
+    return out
+
+
+def _radius(entries) -> int:
+    return max((KINDS[e["kind"]].radius(e) + max(_SOURCE_RADIUS.get(s, 0) for s in e["sources"])
+                for e in entries), default=0)
+
+
+def receptive_radius(spec: dict) -> int:
+    """How far, in working pixels, the model's probability at a pixel sees.
+
+    The image features' reach, plus the context filters' reach over the
+    first stage's probability, plus the support opening's. A window read with
+    at least this halo computes the same probabilities in its interior as
+    the whole image does.
     """
     validate_spec(spec)
-    return max((KINDS[e["kind"]].radius(e) + max(_SOURCE_RADIUS.get(s, 0) for s in e["sources"])
-                for e in spec["features"]), default=0)
+    sup = _support(spec)
+    return (_radius(spec["features"]) + _radius(spec.get("context", []))
+            + (_morph_radius({"lengths": [sup["length"]]}) if sup else 0))
 
 
 def working_shape(shape, input_gsd: float, working_gsd: float) -> tuple[int, int]:
@@ -290,3 +395,29 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
             i += 1
     assert i == len(names), (i, len(names))
     return stack
+
+
+def compute_context(prob, spec: dict):
+    """Context features of a first-stage probability map, (C, h, w) float32.
+
+    ``prob`` is the (h, w) road probability at working resolution, on the
+    backend the result should live on.
+    """
+    names = context_names(spec)
+    xp = backend_of(prob).xp
+    src = Sources(given={"prob": xp.ascontiguousarray(prob, dtype=xp.float32)})
+    stack = xp.empty((len(names),) + tuple(prob.shape), dtype=xp.float32)
+    i = 0
+    for e in spec.get("context", []):
+        for arr in KINDS[e["kind"]].compute(src, e):
+            stack[i] = arr
+            i += 1
+    return stack
+
+
+def apply_support(prob, spec: dict):
+    """The spec's support opening of a probability map (unchanged without one)."""
+    sup = _support(spec)
+    if sup is None:
+        return prob
+    return morphology.line_openings(prob, sup["length"], sup["n_orient"])[0]
