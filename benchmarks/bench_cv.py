@@ -258,7 +258,10 @@ def main(argv=None):
     ap.add_argument("--data", default="../shared/data/deepglobe/train")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--gsd", type=float, default=0.5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of sampling, boosting and the peer")
+    ap.add_argument("--fold-seed", type=int, default=0,
+                    help="seed of the split into folds (kept apart from --seed so that a seed "
+                         "study keeps the same folds)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--pixels-per-image", type=int, default=20000)
     ap.add_argument("--methods", default="roadfeat,peer", help="comma list: roadfeat, peer")
@@ -273,7 +276,7 @@ def main(argv=None):
 
     images, _ = find_images(args.data)
     images = {k: p for k, p in images.items() if mask_path_for(p).exists()}
-    folds = folds_of(sorted(images), args.folds, args.seed)
+    folds = folds_of(sorted(images), args.folds, args.fold_seed)
     rows, ablation, transfer = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         work = args.tmp = Path(tmp)
@@ -300,10 +303,12 @@ def main(argv=None):
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     write_json_atomic(args.out, {"data": str(args.data), "folds": folds, "machine": machine,
                                  "date": datetime.date.today().isoformat(),
-                                 "threads": args.threads, "rows": rows, "ablation": ablation,
+                                 "threads": args.threads, "seed": args.seed,
+                                 "fold_seed": args.fold_seed, "rows": rows, "ablation": ablation,
                                  "massachusetts": transfer})
     print(f"\n{len(images)} images, {args.folds}-fold CV by image, {machine}, "
-          f"{args.threads} threads, {datetime.date.today()}\n")
+          f"{args.threads} threads, seed {args.seed}, fold seed {args.fold_seed}, "
+          f"{datetime.date.today()}\n")
     print(quality_table(rows))
     print("\nMedian seconds per tile by stage:\n")
     print(stage_table(rows))
