@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
     p.add_argument("--threshold", type=float, default=None,
                    help="one fixed threshold on the calibrated road probability, in (0, 1) "
-                        "(default: each image's own, maximising its expected IoU)")
+                        "(default: each image's own, maximising its expected IoU; the card's "
+                        "validation.best_fixed_threshold is the best fixed one in validation)")
     _common(p, seed=False, dask=True)
 
     p = sub.add_parser("evaluate", help="score predicted masks against truth masks")

@@ -55,6 +55,8 @@ log = logging.getLogger("roadfeat")
 # Out-of-fold maps are costly (features of the whole image): this many
 # images per fold fit the calibration, train the context stage and score.
 MAX_SCORED_PER_FOLD = 20
+# Fixed thresholds (on the calibrated probability) scored in validation, for the card.
+FIXED_THRESHOLDS = tuple(float(round(t, 2)) for t in np.arange(0.05, 0.61, 0.05))
 CHECKPOINTS = ".folds"
 # Bumped when a fold checkpoint changes, so older ones are redone.
 CHECKPOINT_FORMAT = 3
@@ -312,7 +314,10 @@ def _validate(f: _Fit, maps: dict, post: PostParams) -> tuple[dict, dict]:
         prob = backend_resize_host(apply_platt(working[k], a, b), truths[k].shape)
         t = expected_iou_threshold(prob)
         c = confusion(postprocess(prob, t, post, f.gsd), truths[k])
-        per[k] = {"iou": c.iou, "threshold": t, "road_share": (c.tp + c.fp) / truths[k].size}
+        fixed = [confusion(postprocess(prob, u, post, f.gsd), truths[k]).iou
+                 for u in FIXED_THRESHOLDS]
+        per[k] = {"iou": c.iou, "threshold": t, "road_share": (c.tp + c.fp) / truths[k].size,
+                  "fixed_iou": fixed}
     return {"method": "platt", "a": a, "b": b,
             "fit_on": f"out-of-fold maps of {len(maps)} training images"}, per
 
@@ -407,6 +412,11 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
                "per_image_iou": {img: r["iou"] for img, r in sorted(per.items())},
                "per_image_threshold": {img: r["threshold"] for img, r in sorted(per.items())},
                "mean_predicted_road_share": share}
+        # The best one fixed threshold after post-processing, for `predict --threshold`.
+        fixed = np.mean([r["fixed_iou"] for r in per.values()], axis=0)
+        val["fixed_threshold_mean_iou"] = {str(t): float(v) for t, v in zip(FIXED_THRESHOLDS, fixed)}
+        val["best_fixed_threshold"] = FIXED_THRESHOLDS[int(np.argmax(fixed))]
+        val["best_fixed_mean_iou"] = float(fixed.max())
         if has_context(spec):
             val["context_best_iterations"] = [b for b, _ in s2]
         if share > DEGENERATE_ROAD_SHARE:

@@ -10,6 +10,7 @@ from roadfeat.cli import main
 from roadfeat.synth import write_scenes
 from roadfeat.features import default_spec, without_context
 from roadfeat.model import RoadModel
+from roadfeat.train import FIXED_THRESHOLDS
 
 
 def test_validation_scores_every_training_image_out_of_fold(trained):
@@ -20,6 +21,16 @@ def test_validation_scores_every_training_image_out_of_fold(trained):
     assert len(val["best_iterations"]) == len(val["context_best_iterations"]) == 3
     assert 0 < min(val["per_image_threshold"].values()) < 1
     assert val["mean_iou"] == pytest.approx(np.mean(list(val["per_image_iou"].values())))
+
+
+def test_card_stores_the_best_fixed_threshold_of_validation(trained):
+    val = json.loads((trained / "model" / "card.json").read_text())["validation"]
+    table = {float(t): v for t, v in val["fixed_threshold_mean_iou"].items()}
+    assert sorted(table) == list(FIXED_THRESHOLDS)
+    assert val["best_fixed_threshold"] == max(table, key=table.get)
+    assert val["best_fixed_mean_iou"] == max(table.values())
+    # The synthetic roads are learnable, so some fixed threshold scores well.
+    assert val["best_fixed_mean_iou"] > 0.3
 
 
 def test_one_image_trains_one_stage_with_a_fixed_threshold(synth_dirs, tmp_path, caplog):
