@@ -27,8 +27,9 @@ def line_footprint(length: int, theta: float) -> np.ndarray:
     end = (int(round(r + r * np.cos(theta))), int(round(r + r * np.sin(theta))))
     cv2.line(k, (r, r), end, 1, 1, cv2.LINE_8)
     k |= k[::-1, ::-1]
-    k.flags.writeable = False
-    return k.astype(bool)
+    out = k.astype(bool)
+    out.flags.writeable = False  # cached: shared by every caller
+    return out
 
 
 def _over_orientations(img, length: int, n_orient: int, first, second):

@@ -386,14 +386,18 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
     shape = working_shape(img.shape, input_gsd, spec["working_gsd"])
     if shape != img.shape[:2]:
         img = backend.resize(img, shape)
-    src = Sources(xp.ascontiguousarray(img))
-    stack = xp.empty((len(names),) + shape, dtype=xp.float32)
+    return _stack(Sources(xp.ascontiguousarray(img)), spec["features"], len(names), shape, xp)
+
+
+def _stack(src: Sources, entries, n: int, shape, xp):
+    """The (n, *shape) float32 stack of ``entries`` computed from ``src``, in name order."""
+    stack = xp.empty((n,) + tuple(shape), dtype=xp.float32)
     i = 0
-    for e in spec["features"]:
+    for e in entries:
         for arr in KINDS[e["kind"]].compute(src, e):
             stack[i] = arr
             i += 1
-    assert i == len(names), (i, len(names))
+    assert i == n, (i, n)
     return stack
 
 
@@ -403,16 +407,9 @@ def compute_context(prob, spec: dict):
     ``prob`` is the (h, w) road probability at working resolution, on the
     backend the result should live on.
     """
-    names = context_names(spec)
     xp = backend_of(prob).xp
     src = Sources(given={"prob": xp.ascontiguousarray(prob, dtype=xp.float32)})
-    stack = xp.empty((len(names),) + tuple(prob.shape), dtype=xp.float32)
-    i = 0
-    for e in spec.get("context", []):
-        for arr in KINDS[e["kind"]].compute(src, e):
-            stack[i] = arr
-            i += 1
-    return stack
+    return _stack(src, spec.get("context", []), len(context_names(spec)), prob.shape, xp)
 
 
 def apply_support(prob, spec: dict):
