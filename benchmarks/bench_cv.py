@@ -47,7 +47,7 @@ from roadfeat.metrics import confusion, summarise  # noqa: E402
 from roadfeat.model import RoadModel  # noqa: E402
 from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
 from roadfeat.report import write_overlay  # noqa: E402
-from roadfeat.train import train  # noqa: E402
+from roadfeat.train import DEFAULT_FOLDS, GBMParams, train  # noqa: E402
 
 STAGES = ("decode", "features", "boosting", "post-processing", "write")
 
@@ -87,6 +87,10 @@ def spec_with(kinds, context: bool, support: bool):
     return spec
 
 
+def gbm_params(args) -> GBMParams:
+    return GBMParams(extra_trees=not args.plain_trees)
+
+
 # ---------------------------------------------------------------- roadfeat
 def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfeat",
                  post_steps=None):
@@ -104,7 +108,8 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
         train_ids = sorted(set(images) - set(test_ids))
         t = time.perf_counter()
         train(feat_dir, work / f"model-{label}-{i}", backend, seed=args.seed, quiet=True,
-              image_ids=train_ids, threads=args.threads)
+              image_ids=train_ids, threads=args.threads, folds=args.train_folds,
+              params=gbm_params(args))
         train_secs.append(time.perf_counter() - t + extract_s * len(train_ids))
         model = RoadModel.load(work / f"model-{label}-{i}")
         for k in test_ids:
@@ -190,7 +195,8 @@ def run_transfer(data, images, target, args, work: Path):
     extract(data, work / "features-all", default_spec(), backend,
             Sampling(args.pixels_per_image, 0.5, args.seed), args.gsd, quiet=True)
     model = train(work / "features-all", work / "model-all", backend, seed=args.seed,
-                  quiet=True, threads=args.threads)
+                  quiet=True, threads=args.threads, folds=args.train_folds,
+                  params=gbm_params(args))
     targets, _ = find_images(target)
     counts, secs = {}, []
     for k, path in sorted(targets.items()):
@@ -264,6 +270,10 @@ def main(argv=None):
                          "study keeps the same folds)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--pixels-per-image", type=int, default=20000)
+    ap.add_argument("--train-folds", type=int, default=DEFAULT_FOLDS,
+                    help="inner image folds of roadfeat's training (the CLI's default)")
+    ap.add_argument("--plain-trees", action="store_true",
+                    help="LightGBM's usual split search instead of the default extra-trees")
     ap.add_argument("--methods", default="roadfeat,peer", help="comma list: roadfeat, peer")
     ap.add_argument("--ablation", action="store_true", help="feature and post-processing steps")
     ap.add_argument("--massachusetts", default=None, help="folder of 1 m/pixel pairs to score")
@@ -304,10 +314,12 @@ def main(argv=None):
     write_json_atomic(args.out, {"data": str(args.data), "folds": folds, "machine": machine,
                                  "date": datetime.date.today().isoformat(),
                                  "threads": args.threads, "seed": args.seed,
-                                 "fold_seed": args.fold_seed, "rows": rows, "ablation": ablation,
+                                 "fold_seed": args.fold_seed, "train_folds": args.train_folds,
+                                 "plain_trees": args.plain_trees, "rows": rows, "ablation": ablation,
                                  "massachusetts": transfer})
     print(f"\n{len(images)} images, {args.folds}-fold CV by image, {machine}, "
           f"{args.threads} threads, seed {args.seed}, fold seed {args.fold_seed}, "
+          f"{args.train_folds} inner folds, {'plain' if args.plain_trees else 'extra'} trees, "
           f"{datetime.date.today()}\n")
     print(quality_table(rows))
     print("\nMedian seconds per tile by stage:\n")

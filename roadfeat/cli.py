@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser, device=True, seed=True, dask=False):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import DEFAULT_FOLDS
+
     ap = argparse.ArgumentParser(prog="roadfeat", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -49,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="feature rows -> LightGBM model + model card")
     p.add_argument("--features", required=True, help="features folder made by extract")
     p.add_argument("--out", required=True, help="model folder, e.g. models/NAME")
-    p.add_argument("--folds", type=int, default=3,
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
                    help="image folds that choose the rounds, train the context stage and "
-                        "fit the calibration (default 3)")
+                        f"fit the calibration (default {DEFAULT_FOLDS}; at most one per image)")
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")

@@ -10,7 +10,7 @@ from roadfeat.cli import main
 from roadfeat.synth import write_scenes
 from roadfeat.features import default_spec, without_context
 from roadfeat.model import RoadModel
-from roadfeat.train import FIXED_THRESHOLDS
+from roadfeat.train import DEFAULT_FOLDS, FIXED_THRESHOLDS
 
 
 def test_validation_scores_every_training_image_out_of_fold(trained):
@@ -18,9 +18,19 @@ def test_validation_scores_every_training_image_out_of_fold(trained):
     val = card["validation"]
     assert val["scored_images"] == card["training_data"]["image_ids"]
     assert sorted(sum(val["folds"], [])) == val["scored_images"]
-    assert len(val["best_iterations"]) == len(val["context_best_iterations"]) == 3
+    n_folds = min(DEFAULT_FOLDS, len(val["scored_images"]))
+    assert len(val["folds"]) == len(val["best_iterations"]) == n_folds
+    assert len(val["context_best_iterations"]) == n_folds
     assert 0 < min(val["per_image_threshold"].values()) < 1
     assert val["mean_iou"] == pytest.approx(np.mean(list(val["per_image_iou"].values())))
+
+
+def test_default_boosters_are_extra_trees(trained):
+    card = json.loads((trained / "model" / "card.json").read_text())
+    assert card["gbm"]["extra_trees"] is True
+    for name in ("model.txt", "context_model.txt"):
+        # LightGBM writes the parameters it was trained with into its model file.
+        assert "[extra_trees: 1]" in (trained / "model" / name).read_text()
 
 
 def test_card_stores_the_best_fixed_threshold_of_validation(trained):
