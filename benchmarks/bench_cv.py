@@ -315,8 +315,8 @@ def main(argv=None):
                                  "date": datetime.date.today().isoformat(),
                                  "threads": args.threads, "seed": args.seed,
                                  "fold_seed": args.fold_seed, "train_folds": args.train_folds,
-                                 "plain_trees": args.plain_trees, "rows": rows, "ablation": ablation,
-                                 "massachusetts": transfer})
+                                 "plain_trees": args.plain_trees, "rows": rows,
+                                 "ablation": ablation, "massachusetts": transfer})
     print(f"\n{len(images)} images, {args.folds}-fold CV by image, {machine}, "
           f"{args.threads} threads, seed {args.seed}, fold seed {args.fold_seed}, "
           f"{args.train_folds} inner folds, {'plain' if args.plain_trees else 'extra'} trees, "

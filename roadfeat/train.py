@@ -101,8 +101,8 @@ def _lgbm_kwargs(params: GBMParams, seed: int, n_estimators: int, learner: str,
         objective="binary", n_estimators=n_estimators, learning_rate=params.learning_rate,
         num_leaves=params.num_leaves, min_child_samples=params.min_child_samples,
         subsample=params.subsample, subsample_freq=1, colsample_bytree=params.colsample_bytree,
-        reg_lambda=params.reg_lambda, extra_trees=params.extra_trees, random_state=seed, n_jobs=threads, deterministic=True,
-        force_row_wise=True, verbose=-1, device_type=learner,
+        reg_lambda=params.reg_lambda, extra_trees=params.extra_trees, random_state=seed,
+        n_jobs=threads, deterministic=True, force_row_wise=True, verbose=-1, device_type=learner,
     )
 
 
