@@ -300,9 +300,10 @@ def main(argv=None):
                                           post_steps=POST_STEPS if args.ablation else None)
             rows.append(row)
             if args.ablation:
-                ablation += [{**r, "method": "default model, " + r["method"]} for r in post_rows]
-                ablation.append({**row, "method": "+ support opening, with components and "
-                                                  "bridging (default)"})
+                ablation += [{**r, "method": "+ support opening (default model), " + r["method"]}
+                             for r in post_rows]
+                ablation.append({**row, "method": "default model, + components + bridging "
+                                                  "(default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
         if args.overlays:

@@ -177,6 +177,10 @@ def _load_booster(path: Path, n_features: int):
 
     if not path.exists():
         raise InputError(path, "file not found")
+    # LightGBM prints its own parse errors to stderr; catch the common case first.
+    with open(path, "rb") as f:
+        if f.readline().strip() != b"tree":
+            raise InputError(path, "not a valid LightGBM model (no 'tree' header line)")
     try:
         booster = lgb.Booster(model_file=str(path))
     except Exception as exc:
