@@ -99,7 +99,7 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
     spec = spec or default_spec()
     feat_dir = work / f"features-{label}"
     t = time.perf_counter()
-    extract(data, feat_dir, spec, backend, Sampling(args.pixels_per_image, 0.5, args.seed),
+    extract(data, feat_dir, spec, backend, Sampling(args.pixels_per_image, args.pos_fraction, args.seed),
             args.gsd, quiet=True)
     extract_s = (time.perf_counter() - t) / len(images)
     per_image, train_secs, stage_secs = {}, [], []
@@ -193,7 +193,7 @@ def run_transfer(data, images, target, args, work: Path):
     """Train on every image of ``data``; score the pairs in ``target`` at 1 m/pixel."""
     backend = get_backend("cpu")
     extract(data, work / "features-all", default_spec(), backend,
-            Sampling(args.pixels_per_image, 0.5, args.seed), args.gsd, quiet=True)
+            Sampling(args.pixels_per_image, args.pos_fraction, args.seed), args.gsd, quiet=True)
     model = train(work / "features-all", work / "model-all", backend, seed=args.seed,
                   quiet=True, threads=args.threads, folds=args.train_folds,
                   params=gbm_params(args))
@@ -270,6 +270,8 @@ def main(argv=None):
                          "study keeps the same folds)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--pixels-per-image", type=int, default=20000)
+    ap.add_argument("--pos-fraction", type=float, default=0.5,
+                    help="share of road among the sampled pixels (the CLI's default)")
     ap.add_argument("--train-folds", type=int, default=DEFAULT_FOLDS,
                     help="inner image folds of roadfeat's training (the CLI's default)")
     ap.add_argument("--plain-trees", action="store_true",
