@@ -91,6 +91,10 @@ def gbm_params(args) -> GBMParams:
     return GBMParams(extra_trees=not args.plain_trees)
 
 
+def sampling(args) -> Sampling:
+    return Sampling(args.pixels_per_image, args.pos_fraction, args.seed)
+
+
 # ---------------------------------------------------------------- roadfeat
 def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfeat",
                  post_steps=None):
@@ -99,8 +103,7 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
     spec = spec or default_spec()
     feat_dir = work / f"features-{label}"
     t = time.perf_counter()
-    extract(data, feat_dir, spec, backend, Sampling(args.pixels_per_image, args.pos_fraction, args.seed),
-            args.gsd, quiet=True)
+    extract(data, feat_dir, spec, backend, sampling(args), args.gsd, quiet=True)
     extract_s = (time.perf_counter() - t) / len(images)
     per_image, train_secs, stage_secs = {}, [], []
     post_counts = {name: {} for name in (post_steps or {})}
@@ -192,8 +195,8 @@ def run_peer(images, folds, args):
 def run_transfer(data, images, target, args, work: Path):
     """Train on every image of ``data``; score the pairs in ``target`` at 1 m/pixel."""
     backend = get_backend("cpu")
-    extract(data, work / "features-all", default_spec(), backend,
-            Sampling(args.pixels_per_image, args.pos_fraction, args.seed), args.gsd, quiet=True)
+    extract(data, work / "features-all", default_spec(), backend, sampling(args), args.gsd,
+            quiet=True)
     model = train(work / "features-all", work / "model-all", backend, seed=args.seed,
                   quiet=True, threads=args.threads, folds=args.train_folds,
                   params=gbm_params(args))
@@ -318,7 +321,9 @@ def main(argv=None):
                                  "date": datetime.date.today().isoformat(),
                                  "threads": args.threads, "seed": args.seed,
                                  "fold_seed": args.fold_seed, "train_folds": args.train_folds,
-                                 "plain_trees": args.plain_trees, "rows": rows,
+                                 "plain_trees": args.plain_trees,
+                                 "pixels_per_image": args.pixels_per_image,
+                                 "pos_fraction": args.pos_fraction, "rows": rows,
                                  "ablation": ablation, "massachusetts": transfer})
     print(f"\n{len(images)} images, {args.folds}-fold CV by image, {machine}, "
           f"{args.threads} threads, seed {args.seed}, fold seed {args.fold_seed}, "
