@@ -14,7 +14,9 @@ their time ratio is fair on a noisy machine.
     python benchmarks/bench_cv.py --data ../shared/data/deepglobe/train --folds 5 \\
         --ablation --massachusetts ../shared/data/massachusetts
 
-``--ablation`` adds feature-family and post-processing ablations;
+``--ablation`` adds feature-family, post-processing and self-training
+ablations (``--ablation post``: only the steps after the default model's
+support opening, which need no extra training);
 ``--overlays DIR`` writes a picture per held-out tile; ``--massachusetts
 DIR`` trains on all of ``--data`` and scores the 1 m/pixel Massachusetts
 pairs (features are computed at the model's working
@@ -38,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from roadfeat.adapt import AdaptParams  # noqa: E402
 from roadfeat.backend import get_backend  # noqa: E402
 from roadfeat.extract import Sampling, extract  # noqa: E402
 from roadfeat.features import default_spec  # noqa: E402
@@ -62,10 +65,12 @@ FEATURE_STEPS = {
     "+ auto-context stage": (None, True, False),
 }
 # Post-processing ablation, scored on the default model's held-out probabilities
-# at the same per-image thresholds.
+# without per-image self-training, at their own per-image thresholds; the last
+# step adds the self-training.
 POST_STEPS = {
     "threshold only": PostParams(min_area_m2=0, max_hole_m2=0, bridge=False),
     "+ small components / holes": PostParams(bridge=False),
+    "+ bridging": PostParams(),
 }
 
 
@@ -95,6 +100,11 @@ def sampling(args) -> Sampling:
     return Sampling(args.pixels_per_image, args.pos_fraction, args.seed)
 
 
+def adapt_params(args, label="roadfeat") -> AdaptParams | None:
+    """The default self-training, except with --no-adapt and in the feature ablation steps."""
+    return None if args.no_adapt or label in FEATURE_STEPS else AdaptParams()
+
+
 # ---------------------------------------------------------------- roadfeat
 def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfeat",
                  post_steps=None):
@@ -105,14 +115,14 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
     t = time.perf_counter()
     extract(data, feat_dir, spec, backend, sampling(args), args.gsd, quiet=True)
     extract_s = (time.perf_counter() - t) / len(images)
-    per_image, train_secs, stage_secs = {}, [], []
+    per_image, train_secs, stage_secs, plain_secs = {}, [], [], []
     post_counts = {name: {} for name in (post_steps or {})}
     for i, test_ids in enumerate(folds):
         train_ids = sorted(set(images) - set(test_ids))
         t = time.perf_counter()
         train(feat_dir, work / f"model-{label}-{i}", backend, seed=args.seed, quiet=True,
               image_ids=train_ids, threads=args.threads, folds=args.train_folds,
-              params=gbm_params(args))
+              params=gbm_params(args), adapt=adapt_params(args, label))
         train_secs.append(time.perf_counter() - t + extract_s * len(train_ids))
         model = RoadModel.load(work / f"model-{label}-{i}")
         for k in test_ids:
@@ -134,11 +144,20 @@ def run_roadfeat(data, images, folds, args, work: Path, spec=None, label="roadfe
             if args.overlays and label == "roadfeat":
                 write_overlay(Path(args.overlays) / f"{k}_overlay.png", rgb, mask, truth,
                               max_side=1024)
+            if post_steps:
+                sp = {"decode": st["decode"]}
+                plain = model.without_adapt().probability(rgb, backend, args.gsd, timings=sp)
+                t = time.perf_counter()
+                t_plain = model.threshold_for(plain)
+                postprocess(plain, t_plain, model.post, args.gsd)
+                sp["post-processing"], sp["write"] = time.perf_counter() - t, st["write"]
+                plain_secs.append(sp)
             for name, pp in (post_steps or {}).items():
-                post_counts[name][k] = confusion(postprocess(prob, threshold, pp, args.gsd),
+                post_counts[name][k] = confusion(postprocess(plain, t_plain, pp, args.gsd),
                                                  truth)
     row = summary_row(label, per_image, train_secs, stage_secs)
-    post_rows = [summary_row(name, c, train_secs, stage_secs) for name, c in post_counts.items()]
+    # Post-processing rows: the default model's times without the self-training.
+    post_rows = [summary_row(name, c, train_secs, plain_secs) for name, c in post_counts.items()]
     return row, post_rows
 
 
@@ -199,7 +218,7 @@ def run_transfer(data, images, target, args, work: Path):
             quiet=True)
     model = train(work / "features-all", work / "model-all", backend, seed=args.seed,
                   quiet=True, threads=args.threads, folds=args.train_folds,
-                  params=gbm_params(args))
+                  params=gbm_params(args), adapt=adapt_params(args))
     targets, _ = find_images(target)
     counts, secs = {}, []
     for k, path in sorted(targets.items()):
@@ -277,10 +296,14 @@ def main(argv=None):
                     help="share of road among the sampled pixels (the CLI's default)")
     ap.add_argument("--train-folds", type=int, default=DEFAULT_FOLDS,
                     help="inner image folds of roadfeat's training (the CLI's default)")
+    ap.add_argument("--no-adapt", action="store_true",
+                    help="no per-image self-training (the CLI's train --no-adapt)")
     ap.add_argument("--plain-trees", action="store_true",
                     help="LightGBM's usual split search instead of the default extra-trees")
     ap.add_argument("--methods", default="roadfeat,peer", help="comma list: roadfeat, peer")
-    ap.add_argument("--ablation", action="store_true", help="feature and post-processing steps")
+    ap.add_argument("--ablation", nargs="?", const="all", choices=("all", "post"), default=None,
+                    help="feature, post-processing and self-training steps; 'post': only the "
+                         "steps after the default model's support opening")
     ap.add_argument("--massachusetts", default=None, help="folder of 1 m/pixel pairs to score")
     ap.add_argument("--overlays", default=None,
                     help="folder for overlays of the held-out predictions (image | truth | "
@@ -296,7 +319,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         work = args.tmp = Path(tmp)
         if "roadfeat" in methods:
-            if args.ablation:
+            if args.ablation == "all":
                 for name, step in FEATURE_STEPS.items():
                     r, _ = run_roadfeat(args.data, images, folds, args, work, spec_with(*step),
                                         label=name)
@@ -307,8 +330,7 @@ def main(argv=None):
             if args.ablation:
                 ablation += [{**r, "method": "+ support opening (default model), " + r["method"]}
                              for r in post_rows]
-                ablation.append({**row, "method": "default model, + components + bridging "
-                                                  "(default)"})
+                ablation.append({**row, "method": "+ per-image self-training (default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
         if args.overlays:
@@ -321,7 +343,7 @@ def main(argv=None):
                                  "date": datetime.date.today().isoformat(),
                                  "threads": args.threads, "seed": args.seed,
                                  "fold_seed": args.fold_seed, "train_folds": args.train_folds,
-                                 "plain_trees": args.plain_trees,
+                                 "plain_trees": args.plain_trees, "adapt": not args.no_adapt,
                                  "pixels_per_image": args.pixels_per_image,
                                  "pos_fraction": args.pos_fraction, "rows": rows,
                                  "ablation": ablation, "massachusetts": transfer})

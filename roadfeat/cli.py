@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="no per-image self-training at prediction (faster, about 0.01 lower "
+                        "mean IoU on DeepGlobe; docs/RESULTS.md)")
     _common(p, dask=True)
 
     p = sub.add_parser("predict", help="model + images -> <id>_mask.png per image")
@@ -160,6 +163,7 @@ def cmd_extract(a) -> int:
 def cmd_train(a) -> int:
     from dataclasses import replace
 
+    from .adapt import AdaptParams
     from .backend import get_backend
     from .train import GBMParams, train
 
@@ -169,7 +173,8 @@ def cmd_train(a) -> int:
     if a.num_leaves:
         params = replace(params, num_leaves=a.num_leaves)
     model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
-                  folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client)
+                  folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client,
+                  adapt=None if a.no_adapt else AdaptParams())
     card, val = model.card, model.card["validation"]
     rounds = f"{card['n_rounds']}" + (f" + {card['context_rounds']} context"
                                       if "context_rounds" in card else "")

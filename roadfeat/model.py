@@ -10,7 +10,9 @@ roadfeat cannot reproduce.
 
 The probability of road at a pixel is: stage 1, then stage 2 on the image
 features and the context of stage 1 (if any), then the support opening (if
-any), then Platt calibration (if validated), resampled to the input grid.
+any), then Platt calibration (if validated), then per-image self-training
+(if the card has ``adapt``; :mod:`roadfeat.adapt`), resampled to the input
+grid.
 The mask is that probability at the card's threshold: a number, or
 ``"expected-iou"`` for the per-image threshold of :mod:`roadfeat.calibration`.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapt import AdaptParams, adapt
 from .backend import Backend, to_host
 from .calibration import apply_platt, expected_iou_threshold
 from .features import (SpecError, apply_support, compute_context, compute_features,
@@ -85,6 +88,9 @@ class RoadModel:
         if not (t == EXPECTED_IOU or (isinstance(t, (int, float)) and 0 <= t <= 1)):
             raise InputError(card_path, f"threshold must be a number in [0, 1] or "
                                         f"{EXPECTED_IOU!r}, not {t!r}")
+        if not isinstance(card.get("adapt") or {}, dict):
+            raise InputError(card_path, f"'adapt' must be an object or null, "
+                                        f"not {card['adapt']!r}")
         booster = _load_booster(folder / MODEL_FILE, len(names))
         context = (_load_booster(folder / CONTEXT_MODEL_FILE, len(names) + len(extra))
                    if extra else None)
@@ -111,6 +117,10 @@ class RoadModel:
         """The same model with another threshold (a number, or ``"expected-iou"``)."""
         return RoadModel(self.booster, dict(self.card, threshold=threshold), self.context_booster)
 
+    def without_adapt(self) -> "RoadModel":
+        """The same model without per-image self-training (for ablations)."""
+        return RoadModel(self.booster, dict(self.card, adapt=None), self.context_booster)
+
     # ------------------------------------------------------------- predict
     @property
     def threshold(self):
@@ -128,6 +138,11 @@ class RoadModel:
         return PostParams.from_dict(self.card["post"])
 
     @property
+    def adapt(self) -> AdaptParams | None:
+        a = self.card.get("adapt")
+        return AdaptParams.from_dict(a) if a else None
+
+    @property
     def train_gsd(self) -> float:
         return float(self.card.get("train_gsd", 0.5))
 
@@ -140,18 +155,23 @@ class RoadModel:
         gsd = self.train_gsd if gsd is None else gsd
         spec = self.card["spec"]
         with _stage(timings, "features"):
-            stack = compute_features(rgb, spec, backend, gsd)
-        prob = self.stage_probability(self.booster, stack, where, timings)
+            image_stack = compute_features(rgb, spec, backend, gsd)
+        prob = self.stage_probability(self.booster, image_stack, where, timings)
         if self.context_booster is not None:
             with _stage(timings, "features"):
                 ctx = compute_context(backend.asarray(prob), spec)
-                stack = backend.xp.concatenate([stack, ctx])
+                stack = backend.xp.concatenate([image_stack, ctx])
             prob = self.stage_probability(self.context_booster, stack, where, timings)
+            del stack, ctx
         with _stage(timings, "features"):
             prob = to_host(apply_support(backend.asarray(prob), spec))
         cal = self.card.get("calibration")
         if cal:
             prob = apply_platt(prob, cal["a"], cal["b"])
+        if self.adapt is not None:
+            with _stage(timings, "boosting"):
+                prob = adapt(image_stack, prob, self.adapt, spec, backend,
+                             int(self.card.get("seed", 0)))
         return backend_resize_host(prob, rgb.shape[:2])
 
     @staticmethod

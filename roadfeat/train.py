@@ -15,10 +15,11 @@ same folds, which gives its own out-of-fold maps.
 The last stage's out-of-fold maps (after the support opening) fit the Platt
 calibration, and the validation score is the mean per-image IoU (the
 challenge's score) of their post-processed masks at each image's
-expected-IoU threshold (:mod:`roadfeat.calibration`). The number of rounds
-of each stage is the median of its folds' early-stopping points; the final
-boosters are fit on all images. Each finished fold is checkpointed, so a
-killed run resumes where it stopped.
+expected-IoU threshold (:mod:`roadfeat.calibration`), after the per-image
+self-training that prediction applies (:mod:`roadfeat.adapt`). The number
+of rounds of each stage is the median of its folds' early-stopping points;
+the final boosters are fit on all images. Each finished fold is
+checkpointed, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .adapt import AdaptParams, adapt as adapt_map
 from .backend import Backend, to_host
 from .calibration import PlattCounts, apply_platt, expected_iou_threshold
 from .extract import MANIFEST, load_rows
@@ -311,7 +313,8 @@ def _stage2_fold(f: _Fit, i: int, rows2: dict, first: dict):
     return best, f.maps(booster, i, "stage 2", context_of=first)
 
 
-def _validate(f: _Fit, maps: dict, post: PostParams) -> tuple[dict, dict]:
+def _validate(f: _Fit, maps: dict, post: PostParams,
+              adapt: AdaptParams | None) -> tuple[dict, dict]:
     """Calibrate on the out-of-fold ``maps``; score each image at its own threshold."""
     working = {k: to_host(apply_support(f.backend.asarray(m), f.spec)) for k, m in maps.items()}
     truths = {k: read_mask(f.images[k]["mask"], f.images[k]["shape"]) for k in sorted(maps)}
@@ -321,7 +324,12 @@ def _validate(f: _Fit, maps: dict, post: PostParams) -> tuple[dict, dict]:
     a, b = counts.fit()
     per = {}
     for k in progress(sorted(maps), "validate", f.quiet):
-        prob = backend_resize_host(apply_platt(working[k], a, b), truths[k].shape)
+        prob = apply_platt(working[k], a, b)
+        if adapt is not None:
+            path = f.images[k]["image"]
+            stack = compute_features(read_image(path), f.spec, f.backend, f.gsd)
+            prob = adapt_map(stack, prob, adapt, f.spec, f.backend, f.seed)
+        prob = backend_resize_host(prob, truths[k].shape)
         t = expected_iou_threshold(prob)
         c = confusion(postprocess(prob, t, post, f.gsd), truths[k])
         fixed = [confusion(postprocess(prob, u, post, f.gsd), truths[k]).iou
@@ -335,16 +343,19 @@ def _validate(f: _Fit, maps: dict, post: PostParams) -> tuple[dict, dict]:
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
           post: PostParams = PostParams(), seed: int = 0, folds: int = DEFAULT_FOLDS,
           threads: int | None = None, quiet: bool = False,
-          image_ids: list | None = None, client=None) -> RoadModel:
+          image_ids: list | None = None, client=None,
+          adapt: AdaptParams | None = AdaptParams()) -> RoadModel:
     """Train a road model from a features folder and save it to ``out_dir``.
 
     ``folds`` is the number of image folds used to choose the number of
     rounds, train the context stage and fit the calibration (fewer than 2
     images: one stage, no calibration, threshold 0.5). ``image_ids``
     restricts training to some of the folder's images (for
-    cross-validation); by default all are used. With a Dask ``client`` every
-    fit runs on its workers (:func:`fit`); the model files are the same kind
-    as without.
+    cross-validation); by default all are used. ``adapt`` is the per-image
+    self-training that prediction applies (None: none); it needs the
+    calibration, so a model without validation folds has none. With a Dask
+    ``client`` every fit runs on its workers (:func:`fit`); the model files
+    are the same kind as without.
     """
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     manifest = read_json(features_dir / MANIFEST)
@@ -380,8 +391,8 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     card = {
         "roadfeat_version": __version__, "spec": spec, "feature_names": names,
         "context_names": context_names(spec), "train_gsd": gsd, "threshold": 0.5,
-        "post": post.to_dict(), "seed": seed, "gbm": asdict(params), "learner": learner,
-        "versions": _versions(),
+        "post": post.to_dict(), "adapt": None, "seed": seed, "gbm": asdict(params),
+        "learner": learner, "versions": _versions(),
         "fit_on": ("this process" if client is None else
                    f"Dask, {len(client.scheduler_info()['workers'])} workers"),
         "training_data": {"features": str(features_dir.resolve()), "images": len(ids),
@@ -411,7 +422,8 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
             y2 = np.concatenate([rows2[img][1] for img in sorted(rows2)])
             context, _ = f.fit(X2, y2, None, n_context)
             card["context_rounds"] = n_context
-        card["calibration"], per = _validate(f, last, post)
+        card["calibration"], per = _validate(f, last, post, adapt)
+        card["adapt"] = adapt.to_dict() if adapt is not None else None
         card["threshold"] = EXPECTED_IOU
         share = float(np.mean([r["road_share"] for r in per.values()]))
         val = {"method": f"{k}-fold cross-validation by image; calibration fit on the same "
