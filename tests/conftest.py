@@ -27,3 +27,16 @@ def trained(synth_dirs, tmp_path_factory):
     assert main(["train", "--features", str(root / "feat"), "--out", str(root / "model"),
                  "--device", "cpu", "--threads", "2", "--quiet"]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def plain_model(trained):
+    """The trained model without per-image self-training, saved beside it.
+
+    Self-training, like the per-image threshold, adapts to each window's own
+    pixels, so the tests that compare windows with the whole image use this.
+    """
+    from roadfeat.model import RoadModel
+
+    RoadModel.load(trained / "model").without_adapt().save(trained / "plain")
+    return trained / "plain"

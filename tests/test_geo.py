@@ -38,14 +38,14 @@ def scene():
     return make_scene(np.random.default_rng(11), 512)
 
 
-def test_geotiff_mask_keeps_crs_and_transform(trained, scene, tmp_path):
+def test_geotiff_mask_keeps_crs_and_transform(plain_model, scene, tmp_path):
     rgb, _ = scene
     (tmp_path / "in").mkdir()
     write_tif(tmp_path / "in" / "a_sat.tif", rgb, gsd=0.5)
     # At the whole image's threshold (by default each window picks its own).
-    model = RoadModel.load(trained / "model")
+    model = RoadModel.load(plain_model)
     t = model.threshold_for(model.probability(rgb, CPU, 0.5))
-    assert predict(trained / "model", tmp_path / "in", tmp_path / "out", "--window", 200,
+    assert predict(plain_model, tmp_path / "in", tmp_path / "out", "--window", 200,
                    "--threshold", t) == 0
     with rasterio.open(tmp_path / "out" / "a_mask.tif") as ds, \
             rasterio.open(tmp_path / "in" / "a_sat.tif") as src:
@@ -123,17 +123,17 @@ def test_unreadable_geotiff_is_a_one_line_failure(trained, scene, tmp_path, caps
     assert "bad_sat.tif" in err and "Traceback" not in err
 
 
-def test_lines_from_windows_join_up_like_the_whole_image(trained, scene, tmp_path):
+def test_lines_from_windows_join_up_like_the_whole_image(plain_model, scene, tmp_path):
     pytest.importorskip("skan")
     rgb, _ = scene
     (tmp_path / "in").mkdir()
     write_tif(tmp_path / "in" / "a_sat.tif", rgb, gsd=0.5)
-    model = RoadModel.load(trained / "model")
+    model = RoadModel.load(plain_model)
     t = model.threshold_for(model.probability(rgb, CPU, 0.5))
     total = {}
     for window in (160, 4096):
         out = tmp_path / f"out{window}"
-        assert predict(trained / "model", tmp_path / "in", out, "--vector", "--window", window,
+        assert predict(plain_model, tmp_path / "in", out, "--vector", "--window", window,
                        "--threshold", t) == 0
         feats = json.loads((out / "a_roads.geojson").read_text())["features"]
         total[window] = sum(f["properties"]["length_m"] for f in feats)

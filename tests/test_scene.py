@@ -61,9 +61,11 @@ def test_receptive_radius_is_enough_for_identical_features(model, scene):
 def test_tiled_mask_equals_whole_image_mask_at_one_threshold(model, scene):
     """Probabilities match exactly; at the whole image's threshold so do the masks.
 
-    (Under the default per-image threshold each window chooses its own.)
+    (Under the default per-image threshold each window chooses its own, and
+    per-image self-training fits each window's own booster, so it is off here.)
     """
     rgb, truth = scene
+    model = model.without_adapt()
     fixed = model.with_threshold(model.threshold_for(model.probability(rgb, CPU, 0.5)))
     whole = fixed.predict(rgb, CPU, 0.5)
     tiled = predict_array(fixed, rgb, CPU, 0.5, window=192)
