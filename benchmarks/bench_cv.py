@@ -330,7 +330,8 @@ def main(argv=None):
             if args.ablation:
                 ablation += [{**r, "method": "+ support opening (default model), " + r["method"]}
                              for r in post_rows]
-                ablation.append({**row, "method": "+ per-image self-training (default)"})
+                if not args.no_adapt:
+                    ablation.append({**row, "method": "+ per-image self-training (default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
         if args.overlays:
