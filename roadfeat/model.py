@@ -197,10 +197,12 @@ def _load_booster(path: Path, n_features: int):
 
     if not path.exists():
         raise InputError(path, "file not found")
-    # LightGBM prints its own parse errors to stderr; catch the common case first.
-    with open(path, "rb") as f:
-        if f.readline().strip() != b"tree":
-            raise InputError(path, "not a valid LightGBM model (no 'tree' header line)")
+    # LightGBM prints its own parse errors to stderr; catch the common cases first.
+    text = path.read_bytes()
+    if text.split(b"\n", 1)[0].strip() != b"tree":
+        raise InputError(path, "not a valid LightGBM model (no 'tree' header line)")
+    if b"\nend of trees" not in text:
+        raise InputError(path, "not a valid LightGBM model (truncated: no 'end of trees' line)")
     try:
         booster = lgb.Booster(model_file=str(path))
     except Exception as exc:

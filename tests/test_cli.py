@@ -106,11 +106,13 @@ def test_fixed_threshold_overrides_the_per_image_one(trained, synth_dirs, tmp_pa
     assert masks["0.05"] > masks["0.6"] > 0
 
 
-def test_corrupt_model_is_a_one_line_error(trained, synth_dirs, tmp_path, capfd):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_model_is_a_one_line_error(trained, synth_dirs, tmp_path, capfd, damage):
     _, test_dir = synth_dirs
     bad = tmp_path / "model"
     shutil.copytree(trained / "model", bad)
-    (bad / "model.txt").write_text("garbage")
+    text = (bad / "model.txt").read_text()
+    (bad / "model.txt").write_text("garbage" if damage == "garbage" else text[:len(text) // 2])
     capfd.readouterr()
     assert run("predict", "--model", bad, "--images", test_dir, "--out", tmp_path / "o") == 2
     out, err = capfd.readouterr()
