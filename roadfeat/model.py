@@ -204,7 +204,7 @@ def _load_booster(path: Path, n_features: int):
     if b"\nend of trees" not in text:
         raise InputError(path, "not a valid LightGBM model (truncated: no 'end of trees' line)")
     try:
-        booster = lgb.Booster(model_file=str(path))
+        booster = lgb.Booster(model_str=text.decode())
     except Exception as exc:
         raise InputError(path, f"not a valid LightGBM model ({str(exc).splitlines()[0][:120]})") from None
     if booster.num_feature() != n_features:
