@@ -6,8 +6,9 @@
 once per seed (``train``), keeps them with each held-out tile's
 intermediate maps (image features, first-stage map, calibrated map before
 self-training), and then scores variants of the later steps on those maps
-in seconds to minutes (``score``). Changes to the input or the training
-rows need their own ``train`` run (``--input``).
+in seconds to minutes (``score``); a run keeps about 0.5 GB of maps.
+Changes to the input or the training rows need their own ``train`` run
+(``--input``).
 
     python benchmarks/bench_variants.py train --seed 0 --out bench_out/variants/s0
     python benchmarks/bench_variants.py train --seed 0 --input colour-jitter \\
@@ -145,8 +146,10 @@ def cmd_train(args) -> None:
                                  quiet=True, image_ids=sorted(set(images) - set(test)),
                                  threads=args.threads)
         print(f"fold {i + 1}/{len(folds)} trained", flush=True)
-    with open(work / HELD, "wb") as f:
+    part = work / (HELD + ".part")  # about 0.5 GB per run: renamed only when whole
+    with open(part, "wb") as f:
         pickle.dump(heldout_maps(work, images, folds), f, protocol=5)
+    part.replace(work / HELD)
 
 
 # ---------------------------------------------------------------------- score
