@@ -4,8 +4,8 @@
 ``bench_cv.py`` retrains everything for each configuration and seed (about
 12 minutes on 2 cores). This script trains the same 5 outer-fold models
 once per seed (``train``), keeps them with each held-out tile's
-intermediate maps (image features, first-stage map, calibrated map before
-self-training), and then scores variants of the later steps on those maps
+intermediates (image features, context features of the first-stage map,
+calibrated map before self-training), and then scores variants of the later steps on those maps
 in seconds to minutes (``score``); a run keeps about 0.5 GB of maps.
 Changes to the input or the training rows need their own ``train`` run
 (``--input``).
@@ -17,9 +17,9 @@ Changes to the input or the training rows need their own ``train`` run
         --variants no-adapt,default,adapt-context,dilate+1
 
 Every held-out tile is scored at its own expected-IoU threshold with the
-default post-processing, as ``bench_cv.py`` does; ``default`` reproduces
-its roadfeat row (and ``no-adapt`` its row without self-training) for the
-same seed on the same machine. Variants are experiments, not options of
+default post-processing, as ``bench_cv.py`` does; ``default`` is the
+pipeline of its roadfeat row and ``no-adapt`` that of its row without
+self-training. Variants are experiments, not options of
 roadfeat: the input variants patch the feature function of this process.
 """
 
@@ -41,12 +41,13 @@ import roadfeat.features  # noqa: E402
 import roadfeat.model  # noqa: E402
 import roadfeat.train  # noqa: E402
 from bench_cv import folds_of  # noqa: E402
-from roadfeat.adapt import AdaptParams, adapt, self_train  # noqa: E402
+from roadfeat.adapt import AdaptParams, adapt  # noqa: E402
 from roadfeat.backend import get_backend, to_host  # noqa: E402
 from roadfeat.calibration import apply_platt, expected_iou_threshold  # noqa: E402
 from roadfeat.extract import Sampling, extract  # noqa: E402
 from roadfeat.features import apply_support, compute_context, default_spec  # noqa: E402
-from roadfeat.io import find_images, mask_path_for, read_image, read_mask  # noqa: E402
+from roadfeat.io import (InputError, find_images, mask_path_for, read_image,  # noqa: E402
+                         read_mask)
 from roadfeat.metrics import confusion  # noqa: E402
 from roadfeat.model import (RoadModel, backend_resize_host, check_finite,  # noqa: E402
                             feature_matrix)
@@ -153,11 +154,6 @@ def cmd_train(args) -> None:
 
 
 # ---------------------------------------------------------------------- score
-def _mix(d, own, weight=0.5):
-    own = to_host(apply_support(own, SPEC))
-    return ((1 - weight) * d["cal"] + weight * own).astype(np.float32)
-
-
 def _default(d):
     return adapt(d["stack"].astype(np.float32), d["cal"], AdaptParams(), SPEC, CPU, d["seed"])
 
@@ -165,7 +161,7 @@ def _default(d):
 def _adapt_context(d):
     """Self-training on the image features plus the second stage's context features."""
     stack = np.concatenate([d["stack"], d["ctx"]]).astype(np.float32)
-    return _mix(d, self_train(stack, d["cal"], AdaptParams(), d["seed"]))
+    return adapt(stack, d["cal"], AdaptParams(), SPEC, CPU, d["seed"])
 
 
 def _morph(r: int):
@@ -263,7 +259,10 @@ def main(argv=None):
                    help="also the mean road width of the truth and of the default mask per tile "
                         "of the first run")
     args = ap.parse_args(argv)
-    (cmd_train if args.cmd == "train" else cmd_score)(args)
+    try:
+        (cmd_train if args.cmd == "train" else cmd_score)(args)
+    except InputError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 if __name__ == "__main__":
