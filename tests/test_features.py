@@ -127,6 +127,20 @@ def test_receptive_radius_adds_the_context_and_support_reach():
     assert has_context(spec) and not has_context(one_stage)
 
 
+def test_disc_tophat_kind_is_named_and_sees_only_its_radius():
+    spec = {"version": 2, "working_gsd": 1.0,
+            "features": [{"kind": "disc_tophat", "sources": ["lum", "sat"], "diameters": [5, 9]}]}
+    assert feature_names(spec) == [f"tophat_{p}_{s}_d{d}" for s in ("lum", "sat") for d in (5, 9)
+                                   for p in ("bright", "dark")]
+    r = receptive_radius(spec)
+    assert r == 8
+    rgb = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+    whole = compute_features(rgb, spec, CPU, input_gsd=1.0)
+    window = compute_features(rgb[20 - r:40 + r, 20 - r:40 + r], spec, CPU, input_gsd=1.0)
+    np.testing.assert_allclose(window[:, r:-r, r:-r], whole[:, 20:40, 20:40], atol=1e-6)
+    assert (whole >= -1e-6).all()  # top-hats are residues of an opening / closing
+
+
 def test_version_1_specs_still_load():
     spec = without_context(default_spec())
     spec.pop("support")

@@ -41,3 +41,16 @@ def test_masks_agree_between_backends(tmp_path):
         a = model.predict(rgb, cpu)
         b = model.predict(rgb, get_backend("gpu"))
         assert iou(a, b) >= 0.999
+
+
+def test_shape_filters_outside_the_default_spec_match_cpu():
+    from roadfeat.features.morphology import disc_tophats
+    from roadfeat.features.paths import path_openings
+
+    img = np.random.default_rng(4).random((96, 80)).astype(np.float32)
+    gpu_img = get_backend("gpu").asarray(img)
+    for cpu_out, gpu_out in ((disc_tophats(img, 9), disc_tophats(gpu_img, 9)),
+                             (path_openings(img, [21, 41], 16),
+                              path_openings(gpu_img, [21, 41], 16))):
+        for a, b in zip(cpu_out, gpu_out):
+            np.testing.assert_allclose(to_host(b), a, atol=1e-6)

@@ -5,8 +5,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from roadfeat.backend import get_backend
-from roadfeat.features.morphology import (line_closings, line_footprint, line_morphology,
-                                          line_openings)
+from roadfeat.features.morphology import (disc_footprint, disc_tophats, line_closings,
+                                          line_footprint, line_morphology, line_openings)
 
 CPU = get_backend("cpu")
 
@@ -62,3 +62,36 @@ def test_residues_tell_a_roof_from_a_road(road_and_roof):
     assert bright[50, 60] == 0 and bright[75, 75] == 1
     assert bright_aniso[50, 60] == 1 and bright_aniso[75, 75] == 0
     assert (dark >= 0).all() and (dark_aniso >= 0).all()
+
+
+@pytest.mark.parametrize("diameter", [3, 5, 9, 15])
+def test_disc_footprint_is_a_round_symmetric_disc(diameter):
+    fp = disc_footprint(diameter)
+    r = diameter // 2
+    assert fp.shape == (diameter, diameter) and fp[r].all() and fp[:, r].all()
+    np.testing.assert_array_equal(fp, fp.T)
+    np.testing.assert_array_equal(fp, fp[::-1, ::-1])
+    assert not fp[0, 0]  # corners are off: a disc, not a square
+
+
+def test_disc_tophats_select_by_width(road_and_roof):
+    img = road_and_roof  # road about 3.6 px wide, roof 10 px wide
+    bright5, dark5 = disc_tophats(img, 5)
+    bright15, _ = disc_tophats(img, 15)
+    # A 5 px disc does not fit in the road (all top-hat) but fits in the roof.
+    assert bright5[50, 60] == 1 and bright5[75, 75] == 0
+    # A 15 px disc fits in neither: both are narrower, both are top-hat.
+    assert bright15[50, 60] == 1 and bright15[75, 75] == 1
+    assert (bright5 >= 0).all() and (dark5 >= 0).all()
+    # The dark top-hat is the bright top-hat of the negative.
+    np.testing.assert_allclose(disc_tophats(1 - img, 5)[1], bright5, atol=1e-6)
+
+
+def test_disc_tophats_are_openings_of_the_reflected_image():
+    img = np.random.default_rng(1).random((30, 40)).astype(np.float32)
+    bright, dark = disc_tophats(img, 7)
+    fp = disc_footprint(7)
+    np.testing.assert_allclose(img - bright, ndi.grey_opening(img, footprint=fp, mode="reflect"),
+                               atol=1e-6)
+    np.testing.assert_allclose(img + dark, ndi.grey_closing(img, footprint=fp, mode="reflect"),
+                               atol=1e-6)

@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..backend import Backend, backend_of
-from . import colour, gabor, hessian, lines, morphology, smoothing
+from . import colour, gabor, hessian, lines, morphology, paths, smoothing
 
 SPEC_VERSION = 2
 # Version 1 specs (no context, no support, no line_morph) still load: their
@@ -193,10 +193,21 @@ def _line_morph(src, e):
             yield from morphology.line_morphology(src[s], int(length), e["n_orient"])
 
 
+def _disc_tophat(src, e):
+    for s in e["sources"]:
+        for d in e["diameters"]:
+            yield from morphology.disc_tophats(src[s], int(d))
+
+
 def _line_open(src, e):
     for s in e["sources"]:
         for length in e["lengths"]:
             yield morphology.line_openings(src[s], int(length), e["n_orient"])[0]
+
+
+def _path_open(src, e):
+    for s in e["sources"]:
+        yield from paths.path_openings(src[s], [int(x) for x in e["lengths"]], int(e["levels"]))
 
 
 def _channel(src, e):
@@ -218,9 +229,9 @@ def _line_radius(e):
     return int(max(e["lengths"])) + 1
 
 
-def _morph_radius(e):
-    # Erosion then dilation, each by a segment reaching length // 2.
-    return 2 * (int(max(e["lengths"])) // 2)
+def _morph_radius(e, key="lengths"):
+    # Erosion then dilation, each by a footprint reaching size // 2.
+    return 2 * (int(max(e[key])) // 2)
 
 
 KINDS: dict[str, Kind] = {
@@ -244,8 +255,13 @@ KINDS: dict[str, Kind] = {
                        _per_scale(["lmorph_bright", "lmorph_dark", "lmorph_bright_aniso",
                                    "lmorph_dark_aniso"], "lengths", "l"), _line_morph,
                        _morph_radius),
+    "disc_tophat": Kind(("sources", "diameters"),
+                        _per_scale(["tophat_bright", "tophat_dark"], "diameters", "d"),
+                        _disc_tophat, lambda e: _morph_radius(e, "diameters")),
     "line_open": Kind(("sources", "lengths", "n_orient"),
                       _per_scale(["lopen"], "lengths", "l"), _line_open, _morph_radius),
+    "path_open": Kind(("sources", "lengths", "levels"), _per_scale(["popen"], "lengths", "l"),
+                      _path_open, lambda e: int(max(e["lengths"]))),
     "channel": Kind(("sources",), lambda e: list(e["sources"]), _channel, lambda e: 0),
 }
 
