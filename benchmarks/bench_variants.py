@@ -7,12 +7,14 @@ once per seed (``train``), keeps them with each held-out tile's
 intermediates (image features, context features of the first-stage map,
 calibrated map before self-training), and then scores variants of the later steps on those maps
 in seconds to minutes (``score``); a run keeps about 0.5 GB of maps.
-Changes to the input or the training rows need their own ``train`` run
-(``--input``).
+Changes to the input, the training rows or the feature spec need their own
+``train`` run (``--input``, ``--spec``).
 
     python benchmarks/bench_variants.py train --seed 0 --out bench_out/variants/s0
     python benchmarks/bench_variants.py train --seed 0 --input colour-jitter \\
         --out bench_out/variants/jitter-s0
+    python benchmarks/bench_variants.py train --seed 0 --spec benchmarks/specs/disc-tophat.json \\
+        --out bench_out/variants/tophat-s0
     python benchmarks/bench_variants.py score --runs bench_out/variants/s0,bench_out/variants/s1 \\
         --variants no-adapt,default,adapt-context,dilate+1
 
@@ -26,6 +28,7 @@ roadfeat: the input variants patch the feature function of this process.
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -45,7 +48,8 @@ from roadfeat.adapt import AdaptParams, adapt  # noqa: E402
 from roadfeat.backend import get_backend, to_host  # noqa: E402
 from roadfeat.calibration import apply_platt, expected_iou_threshold  # noqa: E402
 from roadfeat.extract import Sampling, extract  # noqa: E402
-from roadfeat.features import apply_support, compute_context, default_spec  # noqa: E402
+from roadfeat.features import (apply_support, compute_context, default_spec,  # noqa: E402
+                               validate_spec)
 from roadfeat.io import (InputError, find_images, mask_path_for, read_image,  # noqa: E402
                          read_mask)
 from roadfeat.metrics import confusion  # noqa: E402
@@ -129,17 +133,30 @@ def heldout_maps(work: Path, images: dict, folds) -> dict:
             out[k] = {"stack": stack.astype(np.float16), "ctx": ctx.astype(np.float16),
                       "cal": apply_platt(apply_support(second, spec), cal["a"], cal["b"]),
                       "truth": read_mask(mask_path_for(images[k]), rgb.shape),
-                      "seed": int(model.card["seed"])}
+                      "seed": int(model.card["seed"]), "spec": spec}
     return out
 
 
+def load_spec(path: str | None) -> dict:
+    """The feature spec in JSON file ``path``, or the default spec."""
+    if path is None:
+        return SPEC
+    try:
+        spec = json.loads(Path(path).read_text())
+        validate_spec(spec)
+    except (OSError, ValueError) as exc:  # SpecError and JSONDecodeError are ValueErrors
+        raise SystemExit(f"{path}: not a usable feature spec: {exc}") from None
+    return spec
+
+
 def cmd_train(args) -> None:
+    spec = load_spec(args.spec)
     use_input(args.input)
     work = Path(args.out)
     images, _ = find_images(args.data)
     images = {k: p for k, p in images.items() if mask_path_for(p).exists()}
     folds = folds_of(sorted(images), args.folds, 0)
-    extract(args.data, work / "features", SPEC, CPU, Sampling(20000, 0.5, args.seed), 0.5,
+    extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
             quiet=True)
     for i, test in enumerate(folds):
         if not (work / f"model-{i}" / "card.json").exists():
@@ -155,13 +172,14 @@ def cmd_train(args) -> None:
 
 # ---------------------------------------------------------------------- score
 def _default(d):
-    return adapt(d["stack"].astype(np.float32), d["cal"], AdaptParams(), SPEC, CPU, d["seed"])
+    return adapt(d["stack"].astype(np.float32), d["cal"], AdaptParams(), d.get("spec", SPEC), CPU,
+                 d["seed"])
 
 
 def _adapt_context(d):
     """Self-training on the image features plus the second stage's context features."""
     stack = np.concatenate([d["stack"], d["ctx"]]).astype(np.float32)
-    return adapt(stack, d["cal"], AdaptParams(), SPEC, CPU, d["seed"])
+    return adapt(stack, d["cal"], AdaptParams(), d.get("spec", SPEC), CPU, d["seed"])
 
 
 def _morph(r: int):
@@ -250,6 +268,7 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--input", default="default", choices=("default", "colour-jitter", "stretch"))
+    t.add_argument("--spec", default=None, help="feature spec JSON (default: roadfeat's)")
     t.add_argument("--out", required=True)
     s = sub.add_parser("score", help="score variants on the kept held-out maps")
     s.add_argument("--runs", required=True, help="comma list of train --out folders")
