@@ -16,7 +16,7 @@ from roadfeat.model import RoadModel  # noqa: E402
 from roadfeat.predict import predict_folder  # noqa: E402
 from roadfeat.runner import connect, map_images  # noqa: E402
 from roadfeat.synth import write_scenes  # noqa: E402
-from roadfeat.train import train  # noqa: E402
+from roadfeat.train import GBMParams, train  # noqa: E402
 
 CPU = get_backend("cpu")
 
@@ -61,10 +61,12 @@ def test_a_killed_worker_loses_only_its_image(client):
     client.wait_for_workers(2, timeout=60)
 
 
-# Inner folds of both trainings: the comparison needs the same folds on both
-# sides, not the default 8 (each Dask fold fit runs all its rounds, so 8 folds
-# made this the slowest file of the suite).
+# Inner folds and most rounds of both trainings: the comparison needs the same
+# settings on both sides, not the defaults (8 folds, 400 rounds). Each Dask fold
+# fit runs all its rounds (no early stopping there), which made this the
+# slowest file of the suite.
 FOLDS = 3
+PARAMS = GBMParams(n_estimators=150)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def local_run(synth_dirs, tmp_path_factory):
     train_dir, test_dir = synth_dirs
     root = tmp_path_factory.mktemp("local")
     extract(train_dir, root / "feat", default_spec(), CPU, quiet=True)
-    train(root / "feat", root / "model", CPU, quiet=True, threads=1, folds=FOLDS)
+    train(root / "feat", root / "model", CPU, params=PARAMS, quiet=True, threads=1, folds=FOLDS)
     predict_folder(RoadModel.load(root / "model"), test_dir, root / "pred", CPU, quiet=True)
     # More held-out scenes than the shared three, so the comparison is not noise.
     write_scenes(root / "heldout", 12, seed=5, size=256, prefix="ho")
@@ -101,9 +103,10 @@ def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
     the per-image threshold follows it.)
     """
     local = RoadModel.load(local_run / "model")
-    model = train(local_run / "feat", tmp_path / "model", CPU, quiet=True, client=client,
-                  folds=FOLDS)
+    model = train(local_run / "feat", tmp_path / "model", CPU, params=PARAMS, quiet=True,
+                  client=client, folds=FOLDS)
     assert len(model.card["validation"]["folds"]) == FOLDS == len(local.card["validation"]["folds"])
+    assert model.card["gbm"] == local.card["gbm"] and model.card["gbm"]["n_estimators"] == 150
     for name in ("model.txt", "context_model.txt"):
         assert (tmp_path / "model" / name).read_text().startswith("tree")
     cv_dask, cv_local = (m.card["validation"]["mean_iou"] for m in (model, local))
