@@ -171,15 +171,20 @@ def cmd_train(args) -> None:
 
 
 # ---------------------------------------------------------------------- score
+def _spec_of(d):
+    # Runs kept before train --spec existed hold no spec: they used the default.
+    return d.get("spec", SPEC)
+
+
 def _default(d):
-    return adapt(d["stack"].astype(np.float32), d["cal"], AdaptParams(), d.get("spec", SPEC), CPU,
+    return adapt(d["stack"].astype(np.float32), d["cal"], AdaptParams(), _spec_of(d), CPU,
                  d["seed"])
 
 
 def _adapt_context(d):
     """Self-training on the image features plus the second stage's context features."""
     stack = np.concatenate([d["stack"], d["ctx"]]).astype(np.float32)
-    return adapt(stack, d["cal"], AdaptParams(), d.get("spec", SPEC), CPU, d["seed"])
+    return adapt(stack, d["cal"], AdaptParams(), _spec_of(d), CPU, d["seed"])
 
 
 def _morph(r: int):
