@@ -98,6 +98,9 @@ def test_compute_features_shape_finite_and_working_resolution():
     (lambda s: s["features"][1].update(sources=["ndvi"]), "unknown sources"),
     (lambda s: s["features"][1].pop("sigmas"), "missing"),
     (lambda s: s["features"].append(dict(s["features"][0])), "duplicate"),
+    (lambda s: s["features"].append({"kind": "path_open", "sources": ["lum", "lab_a"],
+                                     "lengths": [21], "levels": 8}),
+     r"sources \['lab_a'\] are not in \[0, 1\]"),
 ])
 def test_spec_validation(mutate, match):
     s = default_spec()

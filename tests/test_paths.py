@@ -69,3 +69,11 @@ def test_a_window_with_the_length_as_halo_sees_the_same():
     window = path_openings(img[30 - r:60 + r, 30 - r:60 + r], [11, 21], levels=8)
     for w, a in zip(window, whole):
         np.testing.assert_array_equal(w[r:-r, r:-r], a[30:60, 30:60])
+
+
+def test_levels_in_chunks_give_the_same_openings():
+    img = np.random.default_rng(4).random((40, 50)).astype(np.float32)
+    ref = path_openings(img, [5, 9], levels=16, chunk=16)
+    for chunk in (1, 3, 4):
+        for a, b in zip(path_openings(img, [5, 9], levels=16, chunk=chunk), ref):
+            np.testing.assert_array_equal(a, b)

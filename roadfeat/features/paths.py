@@ -66,7 +66,7 @@ def path_lengths(mask, cap: int):
                       ).astype(xp.int32)
 
 
-def path_openings(img, lengths, levels: int = 16):
+def path_openings(img, lengths, levels: int = 16, chunk: int = 4):
     """Grey-level path openings of ``img`` (values in [0, 1]) at several lengths.
 
     Parameters
@@ -77,6 +77,9 @@ def path_openings(img, lengths, levels: int = 16):
     levels : int
         Thresholds ``1/levels, 2/levels, ..., 1``: the output is quantised
         to them.
+    chunk : int
+        Thresholds processed together: memory grows with ``chunk * H * W``,
+        not with ``levels``.
 
     Returns
     -------
@@ -86,11 +89,11 @@ def path_openings(img, lengths, levels: int = 16):
     """
     xp = backend_of(img).xp
     thresholds = [k / levels for k in range(1, int(levels) + 1)]
-    above = xp.stack([img >= t - 1e-6 for t in thresholds])
-    n = path_lengths(above, int(max(lengths)))
-    out = []
-    for length in lengths:
+    passing = [xp.zeros(img.shape, dtype=xp.int32) for _ in lengths]
+    for start in range(0, len(thresholds), max(1, int(chunk))):
+        above = xp.stack([img >= t - 1e-6 for t in thresholds[start:start + int(chunk)]])
+        n = path_lengths(above, int(max(lengths)))
         # Lengths fall as the threshold rises: count the levels that still pass.
-        passing = (n >= int(length)).sum(axis=0)
-        out.append((passing * (1.0 / levels)).astype(xp.float32))
-    return out
+        for p, length in zip(passing, lengths):
+            p += (n >= int(length)).sum(axis=0, dtype=xp.int32)
+    return [(p * (1.0 / levels)).astype(xp.float32) for p in passing]

@@ -115,6 +115,8 @@ class Sources:
 
 
 SOURCE_NAMES = tuple(colour.CHANNELS) + ("ridge_bright", "ridge_dark")
+#: Sources whose values lie in [0, 1], which threshold-decomposed kinds need.
+UNIT_SOURCES = ("r", "g", "b", "lum", "sat", "val", "prob")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class Kind:
     compute: Callable[[Sources, dict], Iterator]
     #: How far (working pixels) an output pixel sees into its source.
     radius: Callable[[dict], int]
+    #: Only sources in [0, 1] (:data:`UNIT_SOURCES`).
+    unit_sources: bool = False
 
 
 def _fmt(x) -> str:
@@ -261,7 +265,7 @@ KINDS: dict[str, Kind] = {
     "line_open": Kind(("sources", "lengths", "n_orient"),
                       _per_scale(["lopen"], "lengths", "l"), _line_open, _morph_radius),
     "path_open": Kind(("sources", "lengths", "levels"), _per_scale(["popen"], "lengths", "l"),
-                      _path_open, lambda e: int(max(e["lengths"]))),
+                      _path_open, lambda e: int(max(e["lengths"])), unit_sources=True),
     "channel": Kind(("sources",), lambda e: list(e["sources"]), _channel, lambda e: 0),
 }
 
@@ -290,6 +294,10 @@ def _entry_names(entries, section: str, allowed) -> list[str]:
         bad = [s for s in e["sources"] if s not in allowed]
         if bad:
             raise SpecError(f"{section} entry {i} ({e['kind']}): unknown sources {bad}")
+        bad = [s for s in e["sources"] if kind.unit_sources and s not in UNIT_SOURCES]
+        if bad:
+            raise SpecError(f"{section} entry {i} ({e['kind']}): sources {bad} are not in "
+                            f"[0, 1]; this kind takes {', '.join(UNIT_SOURCES)}")
         names.extend(kind.names(e))
     return names
 
