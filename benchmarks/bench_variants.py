@@ -46,10 +46,9 @@ import roadfeat.train  # noqa: E402
 from bench_cv import folds_of  # noqa: E402
 from roadfeat.adapt import AdaptParams, adapt  # noqa: E402
 from roadfeat.backend import get_backend, to_host  # noqa: E402
-from roadfeat.calibration import apply_platt, expected_iou_threshold  # noqa: E402
+from roadfeat.calibration import expected_iou_threshold  # noqa: E402
 from roadfeat.extract import Sampling, extract  # noqa: E402
-from roadfeat.features import (apply_support, compute_context, default_spec,  # noqa: E402
-                               validate_spec)
+from roadfeat.features import default_spec, validate_spec  # noqa: E402
 from roadfeat.io import (InputError, find_images, mask_path_for, read_image,  # noqa: E402
                          read_mask)
 from roadfeat.metrics import confusion  # noqa: E402
@@ -123,17 +122,14 @@ def heldout_maps(work: Path, images: dict, folds) -> dict:
     out = {}
     for i, test in enumerate(folds):
         model = RoadModel.load(work / f"model-{i}")
-        spec, cal = model.card["spec"], model.card["calibration"]
         for k in test:
             rgb = read_image(images[k])
-            stack = roadfeat.features.compute_features(rgb, spec, CPU, 0.5)
-            first = model.stage_probability(model.booster, stack)
-            ctx = compute_context(first, spec)
-            second = model.stage_probability(model.context_booster, np.concatenate([stack, ctx]))
-            out[k] = {"stack": stack.astype(np.float16), "ctx": ctx.astype(np.float16),
-                      "cal": apply_platt(apply_support(second, spec), cal["a"], cal["b"]),
+            got: dict = {}
+            model.without_adapt().probability(rgb, CPU, 0.5, intermediates=got)
+            out[k] = {"stack": got["stack"].astype(np.float16),
+                      "ctx": got["context"].astype(np.float16), "cal": got["calibrated"],
                       "truth": read_mask(mask_path_for(images[k]), rgb.shape),
-                      "seed": int(model.card["seed"]), "spec": spec}
+                      "seed": int(model.card["seed"]), "spec": model.card["spec"]}
     return out
 
 

@@ -147,10 +147,14 @@ class RoadModel:
         return float(self.card.get("train_gsd", 0.5))
 
     def probability(self, rgb: np.ndarray, backend: Backend, gsd: float | None = None,
-                    where="image", timings: dict | None = None) -> np.ndarray:
+                    where="image", timings: dict | None = None,
+                    intermediates: dict | None = None) -> np.ndarray:
         """Road probability at the input's size, float32 (H, W).
 
-        ``timings``, if given, accumulates seconds per stage (features, boosting).
+        ``timings``, if given, accumulates seconds per stage (features,
+        boosting). ``intermediates``, if given, receives the working-resolution
+        ``stack`` of image features, the ``context`` features (two-stage
+        models) and the ``calibrated`` map before self-training, on the host.
         """
         gsd = self.train_gsd if gsd is None else gsd
         spec = self.card["spec"]
@@ -162,12 +166,16 @@ class RoadModel:
                 ctx = compute_context(backend.asarray(prob), spec)
                 stack = backend.xp.concatenate([image_stack, ctx])
             prob = self.stage_probability(self.context_booster, stack, where, timings)
+            if intermediates is not None:
+                intermediates["context"] = to_host(ctx)
             del stack, ctx
         with _stage(timings, "features"):
             prob = to_host(apply_support(backend.asarray(prob), spec))
         cal = self.card.get("calibration")
         if cal:
             prob = apply_platt(prob, cal["a"], cal["b"])
+        if intermediates is not None:
+            intermediates.update(stack=to_host(image_stack), calibrated=prob)
         if self.adapt is not None:
             with _stage(timings, "boosting"):
                 prob = adapt(image_stack, prob, self.adapt, spec, backend,

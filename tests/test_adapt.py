@@ -69,6 +69,23 @@ def test_card_keeps_the_self_training_and_predict_applies_it(trained, synth_dirs
     assert not np.allclose(with_, without)
 
 
+def test_intermediates_are_what_self_training_starts_from(trained, synth_dirs):
+    from roadfeat.features import context_names, feature_names
+    from roadfeat.model import backend_resize_host
+
+    model = RoadModel.load(trained / "model")
+    spec = model.card["spec"]
+    rgb = read_image(sorted(synth_dirs[1].glob("*_sat.jpg"))[0])
+    got: dict = {}
+    prob = model.probability(rgb, CPU, intermediates=got)
+    assert got["stack"].shape[0] == len(feature_names(spec))
+    assert got["context"].shape == (len(context_names(spec)),) + got["stack"].shape[1:]
+    assert got["calibrated"].shape == got["stack"].shape[1:]
+    again = adapt(got["stack"], got["calibrated"], model.adapt, spec, CPU,
+                  int(model.card["seed"]))
+    np.testing.assert_array_equal(backend_resize_host(again, rgb.shape[:2]), prob)
+
+
 def test_no_adapt_trains_a_model_without_it(trained, tmp_path):
     assert main(["train", "--features", str(trained / "feat"), "--out", str(tmp_path / "m"),
                  "--device", "cpu", "--threads", "2", "--folds", "2", "--no-adapt",

@@ -110,11 +110,12 @@ def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
 
     Dask's LightGBM is not byte-identical to the local one (each worker bins
     and samples its own rows), so the two are compared as two draws of the
-    same model. Measured on these scenes (2026-12-03): across local seeds 0-4
-    the held-out maps' average precision moves by 0.012 and the masks' mean
-    IoU by 0.087 (the per-image threshold amplifies small differences), so
-    the masks' IoU cannot tell the two apart and the maps' precision can;
-    three Dask fits were within 0.007 of the local one.
+    same model, with tolerances from ``benchmarks/bench_dask_agreement.py``
+    (2026-12-03): across local seeds 0-4 the held-out maps' average precision
+    spans 0.012 and the masks' mean IoU 0.087 (the per-image threshold
+    amplifies small differences in the map), so only the former can tell a
+    working Dask fit from a broken one. Three Dask fits were within 0.013
+    (average precision) and 0.012 (cross-validated mean IoU) of local seed 0.
     """
     local = RoadModel.load(local_run / "model")
     model = train(local_run / "feat", tmp_path / "model", CPU, params=PARAMS, quiet=True,
@@ -124,11 +125,10 @@ def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
     assert model.card["gbm"] == local.card["gbm"] and model.card["gbm"]["n_estimators"] == 150
     for name in ("model.txt", "context_model.txt"):
         assert (tmp_path / "model" / name).read_text().startswith("tree")
-    # Cross-validated mean IoU: Dask fits were within 0.015 of the local one.
     cv_dask, cv_local = (m.card["validation"]["mean_iou"] for m in (model, local))
     assert abs(cv_dask - cv_local) <= 0.05, (cv_dask, cv_local)
     ap_dask, ap_local = (_heldout_ap(m, local_run / "heldout") for m in (model, local))
-    assert ap_local > 0.7 and abs(ap_dask - ap_local) <= 0.02, (ap_dask, ap_local)
+    assert ap_local > 0.7 and abs(ap_dask - ap_local) <= 0.03, (ap_dask, ap_local)
 
 
 def test_dask_prediction_equals_single_process_and_keeps_good_files(client, synth_dirs,
