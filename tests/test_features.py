@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -163,3 +166,14 @@ def test_spec_validation_of_the_later_stages(mutate, match):
     mutate(s)
     with pytest.raises(SpecError, match=match):
         validate_spec(s)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "specs")
+                                        .glob("*.json")), ids=lambda p: p.stem)
+def test_benchmark_specs_are_the_default_plus_entries(path):
+    spec, default = json.loads(path.read_text()), default_spec()
+    validate_spec(spec)
+    for section in ("features", "context"):
+        assert spec[section][:len(default[section])] == default[section]
+    assert len(spec["features"]) + len(spec["context"]) > len(default["features"]) + len(
+        default["context"])
