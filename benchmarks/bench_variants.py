@@ -121,11 +121,11 @@ def heldout_maps(work: Path, images: dict, folds) -> dict:
     """id -> the held-out intermediates of the fold model that did not see it."""
     out = {}
     for i, test in enumerate(folds):
-        model = RoadModel.load(work / f"model-{i}")
+        model = RoadModel.load(work / f"model-{i}").without_adapt()
         for k in test:
             rgb = read_image(images[k])
             got: dict = {}
-            model.without_adapt().probability(rgb, CPU, 0.5, intermediates=got)
+            model.probability(rgb, CPU, 0.5, intermediates=got)
             out[k] = {"stack": got["stack"].astype(np.float16),
                       "ctx": got["context"].astype(np.float16), "cal": got["calibrated"],
                       "truth": read_mask(mask_path_for(images[k]), rgb.shape),
