@@ -15,6 +15,8 @@ Changes to the input, the training rows or the feature spec need their own
         --out bench_out/variants/jitter-s0
     python benchmarks/bench_variants.py train --seed 0 --spec benchmarks/specs/disc-tophat.json \\
         --out bench_out/variants/tophat-s0
+    python benchmarks/bench_variants.py train --seed 0 --pseudo bench_out/pseudo \\
+        --out bench_out/variants/pseudo-s0
     python benchmarks/bench_variants.py score --runs bench_out/variants/s0,bench_out/variants/s1 \\
         --variants no-adapt,default,adapt-context,dilate+1
 
@@ -155,10 +157,17 @@ def cmd_train(args) -> None:
     extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
             quiet=True)
     for i, test in enumerate(folds):
+        extra = None
+        if args.pseudo:
+            # Fold i's pseudo-labels come from a model that never saw its held-out tiles.
+            extra = work / f"pseudo-{i}"
+            extract(args.unlabelled, extra, spec, CPU,
+                    Sampling(args.pseudo_rows, 0.5, args.seed), 0.5,
+                    mask_dir=Path(args.pseudo) / f"fold-{i}", quiet=True)
         if not (work / f"model-{i}" / "card.json").exists():
             roadfeat.train.train(work / "features", work / f"model-{i}", CPU, seed=args.seed,
                                  quiet=True, image_ids=sorted(set(images) - set(test)),
-                                 threads=args.threads)
+                                 threads=args.threads, extra_features=extra)
         print(f"fold {i + 1}/{len(folds)} trained", flush=True)
     part = work / (HELD + ".part")  # about 0.5 GB per run: renamed only when whole
     with open(part, "wb") as f:
@@ -270,6 +279,13 @@ def main(argv=None):
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--input", default="default", choices=("default", "colour-jitter", "stretch"))
     t.add_argument("--spec", default=None, help="feature spec JSON (default: roadfeat's)")
+    t.add_argument("--pseudo", default=None,
+                   help="folder of fold-I/<id>_mask.png: masks of --unlabelled predicted by "
+                        "fold I's model of an earlier run; their rows join each fold's first "
+                        "stage as extra features (train --extra-features)")
+    t.add_argument("--unlabelled", default="../shared/data/deepglobe/unlabelled")
+    t.add_argument("--pseudo-rows", type=int, default=5000,
+                   help="rows sampled per pseudo-labelled tile (default 5000)")
     t.add_argument("--out", required=True)
     s = sub.add_parser("score", help="score variants on the kept held-out maps")
     s.add_argument("--runs", required=True, help="comma list of train --out folders")

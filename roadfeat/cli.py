@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no per-image self-training at prediction (about 40%% faster to "
                         "predict; 0.006-0.011 lower mean IoU in DeepGlobe cross-validation, "
                         "docs/RESULTS.md)")
+    p.add_argument("--extra-features", default=None, metavar="DIR",
+                   help="features folder of images whose masks are not ground truth (e.g. "
+                        "a model's own masks of unlabelled tiles): their rows join the first "
+                        "stage's fits, but they are never scored, calibrated on or used by "
+                        "the context stage")
     _common(p, dask=True)
 
     p = sub.add_parser("predict", help="model + images -> <id>_mask.png per image")
@@ -175,13 +180,15 @@ def cmd_train(a) -> int:
         params = replace(params, num_leaves=a.num_leaves)
     model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
                   folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client,
-                  adapt=None if a.no_adapt else AdaptParams())
+                  adapt=None if a.no_adapt else AdaptParams(), extra_features=a.extra_features)
     card, val = model.card, model.card["validation"]
     rounds = f"{card['n_rounds']}" + (f" + {card['context_rounds']} context"
                                       if "context_rounds" in card else "")
     t = model.threshold
     thr = "per image (expected IoU)" if isinstance(t, str) else f"{t:.2f}"
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
+    if "caveat" in val:
+        extra += ", optimistic with --extra-features: see the card's validation.caveat"
     print(f"train: model written to {a.out} ({rounds} rounds, threshold {thr}{extra})",
           file=sys.stderr)
     return 0

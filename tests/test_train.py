@@ -81,3 +81,42 @@ def test_learned_and_unlearnable_labels_differ_in_the_warning(trained, tmp_path,
     assert card["validation"]["mean_predicted_road_share"] > 0.5
     assert "do not separate road" in card["validation"]["warning"]
     assert any("do not separate road" in r.getMessage() for r in caplog.records)
+
+
+def test_extra_features_join_the_first_stage_but_are_never_scored(trained, synth_dirs, tmp_path):
+    _, test_dir = synth_dirs
+    # Pseudo-labels: the model's own masks of scenes it was not trained on.
+    assert main(["predict", "--model", str(trained / "model"), "--images", str(test_dir),
+                 "--out", str(tmp_path / "pseudo"), "--device", "cpu", "--quiet"]) == 0
+    assert main(["extract", "--images", str(test_dir), "--masks", str(tmp_path / "pseudo"),
+                 "--out", str(tmp_path / "extra"), "--device", "cpu",
+                 "--pixels-per-image", "2000", "--quiet"]) == 0
+    models = {}
+    for name, more in (("plain", []), ("extra", ["--extra-features", str(tmp_path / "extra")])):
+        out = tmp_path / f"model-{name}"
+        assert main(["train", "--features", str(trained / "feat"), "--out", str(out),
+                     "--device", "cpu", "--threads", "2", "--folds", "2", "--quiet", *more]) == 0
+        models[name] = json.loads((out / "card.json").read_text())
+    labelled = models["plain"]["training_data"]["image_ids"]
+    extra_ids = sorted(p.name[:-len("_mask.png")] for p in (tmp_path / "pseudo").glob("*_mask.png"))
+    card = models["extra"]
+    assert card["training_data"]["image_ids"] == labelled
+    assert card["training_data"]["extra_first_stage"]["image_ids"] == extra_ids
+    assert card["training_data"]["extra_first_stage"]["rows"] == 3 * 2000
+    assert card["validation"]["scored_images"] == labelled
+    assert sorted(sum(card["validation"]["folds"], [])) == labelled
+    assert "extra_first_stage" not in models["plain"]["training_data"]
+    assert "optimistic" in card["validation"]["caveat"]
+    assert "caveat" not in models["plain"]["validation"]
+    # The extra rows reached the first stage's booster.
+    assert ((tmp_path / "model-extra" / "model.txt").read_text()
+            != (tmp_path / "model-plain" / "model.txt").read_text())
+
+
+def test_extra_features_of_labelled_images_are_refused(trained, tmp_path, capsys):
+    code = main(["train", "--features", str(trained / "feat"), "--out", str(tmp_path / "m"),
+                 "--device", "cpu", "--extra-features", str(trained / "feat"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert "manifest.json" in err and "also among the training features" in err
+    assert not (tmp_path / "m" / "card.json").exists()
