@@ -17,6 +17,8 @@ Changes to the input, the training rows or the feature spec need their own
         --out bench_out/variants/tophat-s0
     python benchmarks/bench_variants.py train --seed 0 --pseudo bench_out/pseudo \\
         --out bench_out/variants/pseudo-s0
+    python benchmarks/bench_variants.py train --seed 0 --train-tiles 4 \\
+        --out bench_out/variants/tiles4-s0
     python benchmarks/bench_variants.py score --runs bench_out/variants/s0,bench_out/variants/s1 \\
         --variants no-adapt,default,adapt-context,dilate+1
 
@@ -164,10 +166,15 @@ def cmd_train(args) -> None:
             extract(args.unlabelled, extra, spec, CPU,
                     Sampling(args.pseudo_rows, 0.5, args.seed), 0.5,
                     mask_dir=Path(args.pseudo) / f"fold-{i}", quiet=True)
+        ids = sorted(set(images) - set(test))
+        if args.train_tiles:
+            # A learning curve: a seeded subset of the fold's training tiles.
+            pick = np.random.default_rng([args.seed, i]).permutation(len(ids))[:args.train_tiles]
+            ids = sorted(ids[j] for j in pick)
         if not (work / f"model-{i}" / "card.json").exists():
             roadfeat.train.train(work / "features", work / f"model-{i}", CPU, seed=args.seed,
-                                 quiet=True, image_ids=sorted(set(images) - set(test)),
-                                 threads=args.threads, extra_features=extra)
+                                 quiet=True, image_ids=ids, threads=args.threads,
+                                 extra_features=extra)
         print(f"fold {i + 1}/{len(folds)} trained", flush=True)
     part = work / (HELD + ".part")  # about 0.5 GB per run: renamed only when whole
     with open(part, "wb") as f:
@@ -286,6 +293,9 @@ def main(argv=None):
     t.add_argument("--unlabelled", default="../shared/data/deepglobe/unlabelled")
     t.add_argument("--pseudo-rows", type=int, default=5000,
                    help="rows sampled per pseudo-labelled tile (default 5000)")
+    t.add_argument("--train-tiles", type=int, default=None,
+                   help="train each fold on this many of its training tiles, drawn with the "
+                        "seed (a learning curve; default: all of them)")
     t.add_argument("--out", required=True)
     s = sub.add_parser("score", help="score variants on the kept held-out maps")
     s.add_argument("--runs", required=True, help="comma list of train --out folders")

@@ -43,14 +43,16 @@ def test_masks_agree_between_backends(tmp_path):
         assert iou(a, b) >= 0.999
 
 
-def test_shape_filters_outside_the_default_spec_match_cpu():
+def test_filters_outside_the_default_spec_match_cpu():
     from roadfeat.features.morphology import disc_tophats
     from roadfeat.features.paths import path_openings
+    from roadfeat.features.texture import pantex
 
     img = np.random.default_rng(4).random((96, 80)).astype(np.float32)
     gpu_img = get_backend("gpu").asarray(img)
     for cpu_out, gpu_out in ((disc_tophats(img, 9), disc_tophats(gpu_img, 9)),
                              (path_openings(img, [21, 41], 16),
-                              path_openings(gpu_img, [21, 41], 16))):
+                              path_openings(gpu_img, [21, 41], 16)),
+                             ([pantex(img, 4)], [pantex(gpu_img, 4)])):
         for a, b in zip(cpu_out, gpu_out):
             np.testing.assert_allclose(to_host(b), a, atol=1e-6)

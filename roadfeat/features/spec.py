@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..backend import Backend, backend_of
-from . import colour, gabor, hessian, lines, morphology, paths, smoothing
+from . import colour, gabor, hessian, lines, morphology, paths, smoothing, texture
 
 SPEC_VERSION = 2
 # Version 1 specs (no context, no support, no line_morph) still load: their
@@ -164,6 +164,12 @@ def _local_std(src, e):
             yield smoothing.local_std(src[s], sig)
 
 
+def _pantex(src, e):
+    for s in e["sources"]:
+        for sig in e["sigmas"]:
+            yield texture.pantex(src[s], sig)
+
+
 def _gradient(src, e):
     for s in e["sources"]:
         for sig in e["sigmas"]:
@@ -244,6 +250,8 @@ KINDS: dict[str, Kind] = {
                      _gauss_radius("sigmas")),
     "local_std": Kind(("sources", "sigmas"), _per_scale(["std"], "sigmas", "s"), _local_std,
                       _gauss_radius("sigmas")),
+    "pantex": Kind(("sources", "sigmas"), _per_scale(["pantex"], "sigmas", "s"), _pantex,
+                   _gauss_radius("sigmas", 2)),
     "gradient": Kind(("sources", "sigmas"), _per_scale(["grad"], "sigmas", "s"), _gradient,
                      _gauss_radius("sigmas", 1)),
     "hessian": Kind(("sources", "sigmas"),
