@@ -133,18 +133,24 @@ def test_receptive_radius_adds_the_context_and_support_reach():
     assert has_context(spec) and not has_context(one_stage)
 
 
-def test_disc_tophat_kind_is_named_and_sees_only_its_radius():
-    spec = {"version": 2, "working_gsd": 1.0,
-            "features": [{"kind": "disc_tophat", "sources": ["lum", "sat"], "diameters": [5, 9]}]}
-    assert feature_names(spec) == [f"tophat_{p}_{s}_d{d}" for s in ("lum", "sat") for d in (5, 9)
-                                   for p in ("bright", "dark")]
+@pytest.mark.parametrize("entry, names, radius", [
+    ({"kind": "disc_tophat", "sources": ["lum", "sat"], "diameters": [5, 9]},
+     [f"tophat_{p}_{s}_d{d}" for s in ("lum", "sat") for d in (5, 9) for p in ("bright", "dark")],
+     8),
+    ({"kind": "pantex", "sources": ["lum", "sat"], "sigmas": [2, 3]},
+     [f"pantex_{s}_s{g}" for s in ("lum", "sat") for g in (2, 3)], 14),
+], ids=lambda v: v["kind"] if isinstance(v, dict) else "")
+def test_kinds_outside_the_default_are_named_and_see_only_their_radius(entry, names, radius):
+    spec = {"version": 2, "working_gsd": 1.0, "features": [entry]}
+    assert feature_names(spec) == names
     r = receptive_radius(spec)
-    assert r == 8
-    rgb = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+    assert r == radius
+    rgb = (rng.random((70, 70, 3)) * 255).astype(np.uint8)
     whole = compute_features(rgb, spec, CPU, input_gsd=1.0)
-    window = compute_features(rgb[20 - r:40 + r, 20 - r:40 + r], spec, CPU, input_gsd=1.0)
-    np.testing.assert_allclose(window[:, r:-r, r:-r], whole[:, 20:40, 20:40], atol=1e-6)
-    assert (whole >= -1e-6).all()  # top-hats are residues of an opening / closing
+    window = compute_features(rgb[25 - r:45 + r, 25 - r:45 + r], spec, CPU, input_gsd=1.0)
+    np.testing.assert_allclose(window[:, r:-r, r:-r], whole[:, 25:45, 25:45], atol=1e-6)
+    # Top-hats are residues of an opening or closing; contrasts are means of squares.
+    assert (whole >= -1e-6).all()
 
 
 def test_version_1_specs_still_load():

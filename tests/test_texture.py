@@ -3,8 +3,6 @@
 import numpy as np
 
 from roadfeat.backend import get_backend
-from roadfeat.features import compute_features, feature_names
-from roadfeat.features.spec import receptive_radius
 from roadfeat.features.texture import directional_contrasts, displacements, pantex
 
 CPU = get_backend("cpu")
@@ -48,15 +46,3 @@ def test_pantex_turns_with_the_image():
     np.testing.assert_allclose(pantex(np.rot90(img).copy(), 3), np.rot90(pantex(img, 3)),
                                rtol=1e-5, atol=1e-7)
 
-
-def test_pantex_kind_is_named_and_sees_only_its_radius():
-    spec = {"version": 2, "working_gsd": 1.0,
-            "features": [{"kind": "pantex", "sources": ["lum", "sat"], "sigmas": [2, 3]}]}
-    assert feature_names(spec) == [f"pantex_{s}_s{g}" for s in ("lum", "sat") for g in (2, 3)]
-    r = receptive_radius(spec)
-    assert r == 14
-    rgb = (rng.random((70, 70, 3)) * 255).astype(np.uint8)
-    whole = compute_features(rgb, spec, CPU, input_gsd=1.0)
-    window = compute_features(rgb[25 - r:45 + r, 25 - r:45 + r], spec, CPU, input_gsd=1.0)
-    np.testing.assert_allclose(window[:, r:-r, r:-r], whole[:, 25:45, 25:45], atol=1e-6)
-    assert (whole >= 0).all()
