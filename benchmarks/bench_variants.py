@@ -156,6 +156,10 @@ def cmd_train(args) -> None:
     images, _ = find_images(args.data)
     images = {k: p for k, p in images.items() if mask_path_for(p).exists()}
     folds = folds_of(sorted(images), args.folds, 0)
+    most = len(images) - max(len(t) for t in folds)
+    if args.train_tiles is not None and not 1 <= args.train_tiles <= most:
+        raise SystemExit(f"--train-tiles {args.train_tiles}: each fold has {most} or more "
+                         f"training tiles in {args.data}; give 1 to {most}")
     extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
             quiet=True)
     for i, test in enumerate(folds):
@@ -167,7 +171,7 @@ def cmd_train(args) -> None:
                     Sampling(args.pseudo_rows, 0.5, args.seed), 0.5,
                     mask_dir=Path(args.pseudo) / f"fold-{i}", quiet=True)
         ids = sorted(set(images) - set(test))
-        if args.train_tiles:
+        if args.train_tiles is not None:
             # A learning curve: a seeded subset of the fold's training tiles.
             pick = np.random.default_rng([args.seed, i]).permutation(len(ids))[:args.train_tiles]
             ids = sorted(ids[j] for j in pick)
