@@ -19,6 +19,8 @@ Changes to the input, the training rows or the feature spec need their own
         --out bench_out/variants/pseudo-s0
     python benchmarks/bench_variants.py train --seed 0 --train-tiles 4 \\
         --out bench_out/variants/tiles4-s0
+    python benchmarks/bench_variants.py train --seed 0 --extra ../shared/data/massachusetts \\
+        --extra-nodata 255 --out bench_out/variants/mass-s0
     python benchmarks/bench_variants.py score --runs bench_out/variants/s0,bench_out/variants/s1 \\
         --variants no-adapt,default,adapt-context,dilate+1
 
@@ -162,8 +164,17 @@ def cmd_train(args) -> None:
                          f"training tiles in {args.data}; give 1 to {most}")
     extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
             quiet=True)
+    if args.pseudo and args.extra:
+        raise SystemExit("give --pseudo or --extra, not both")
+    shared_extra = None
+    if args.extra:
+        # Independent labels: the same rows join every fold.
+        shared_extra = work / "extra"
+        extract(args.extra, shared_extra, spec, CPU,
+                Sampling(args.extra_rows, 0.5, args.seed, args.extra_nodata), args.extra_gsd,
+                quiet=True)
     for i, test in enumerate(folds):
-        extra = None
+        extra = shared_extra
         if args.pseudo:
             # Fold i's pseudo-labels come from a model that never saw its held-out tiles.
             extra = work / f"pseudo-{i}"
@@ -297,6 +308,15 @@ def main(argv=None):
     t.add_argument("--unlabelled", default="../shared/data/deepglobe/unlabelled")
     t.add_argument("--pseudo-rows", type=int, default=5000,
                    help="rows sampled per pseudo-labelled tile (default 5000)")
+    t.add_argument("--extra", default=None, metavar="DIR",
+                   help="labelled images of another source (e.g. ../shared/data/massachusetts) "
+                        "whose rows join every fold's first stage (train --extra-features)")
+    t.add_argument("--extra-gsd", type=float, default=1.0,
+                   help="metres per pixel of --extra (default 1.0)")
+    t.add_argument("--extra-rows", type=int, default=20000,
+                   help="rows sampled per --extra image (default 20000)")
+    t.add_argument("--extra-nodata", type=int, default=None,
+                   help="fill value of --extra, never sampled (255 for Massachusetts)")
     t.add_argument("--train-tiles", type=int, default=None,
                    help="train each fold on this many of its training tiles, drawn with the "
                         "seed (a learning curve; default: all of them)")

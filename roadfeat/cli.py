@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training pixels sampled per image (default 20000)")
     p.add_argument("--pos-fraction", type=float, default=0.5,
                    help="share of road pixels in the sample (default 0.5)")
+    p.add_argument("--nodata", type=int, default=None, metavar="V",
+                   help="never sample pixels whose every channel is V: the fill around a "
+                        "scene (e.g. 255 for the Massachusetts Roads tiles; default: none)")
     _common(p, dask=True)
 
     p = sub.add_parser("train", help="feature rows -> LightGBM model + model card")
@@ -62,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "predict; 0.006-0.011 lower mean IoU in DeepGlobe cross-validation, "
                         "docs/RESULTS.md)")
     p.add_argument("--extra-features", default=None, metavar="DIR",
-                   help="features folder of images whose masks are not ground truth (e.g. "
-                        "a model's own masks of unlabelled tiles): their rows join the first "
+                   help="features folder (same --config, any --gsd) of images whose masks "
+                        "are not this task's ground truth (a model's own masks of unlabelled "
+                        "tiles, or another dataset's roads): their rows join the first "
                         "stage's fits, but they are never scored, calibrated on or used by "
                         "the context stage")
     _common(p, dask=True)
@@ -125,6 +129,9 @@ def _check_sizes(a) -> None:
     window = getattr(a, "window", None)
     if window is not None and window < MIN_WINDOW:
         raise InputError("--window", f"must be at least {MIN_WINDOW} pixels, not {window}")
+    nodata = getattr(a, "nodata", None)
+    if nodata is not None and not 0 <= nodata <= 255:
+        raise InputError("--nodata", f"must be an 8-bit channel value, 0 to 255, not {nodata}")
     threshold = getattr(a, "threshold", None)
     if threshold is not None and not 0 < threshold < 1:
         raise InputError("--threshold", f"must be a probability in (0, 1), not {threshold}")
@@ -160,9 +167,9 @@ def cmd_extract(a) -> int:
     from .features import default_spec
 
     spec = read_json(a.config) if a.config else default_spec()
-    report = extract(a.images, a.out, spec, get_backend(a.device),
-                     Sampling(a.pixels_per_image, a.pos_fraction, a.seed), a.gsd, a.masks, a.quiet,
-                     client=a.client)
+    sampling = Sampling(a.pixels_per_image, a.pos_fraction, a.seed, a.nodata)
+    report = extract(a.images, a.out, spec, get_backend(a.device), sampling, a.gsd, a.masks,
+                     a.quiet, client=a.client)
     return _finish(report, "extract")
 
 

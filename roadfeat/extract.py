@@ -22,7 +22,7 @@ from .io import (InputError, find_images, mask_path_for, read_image, read_json, 
                  write_json_atomic, write_npz_atomic)
 from .model import check_finite, feature_matrix
 from .runner import map_images
-from .sampling import downsample_labels, image_rng, sample_pixels
+from .sampling import data_pixels, downsample_labels, image_rng, sample_pixels
 
 MANIFEST = "manifest.json"
 
@@ -34,6 +34,7 @@ class Sampling:
     n_per_image: int = 20000
     pos_fraction: float = 0.5
     seed: int = 0
+    nodata: int | None = None  # pixels whose every channel is this are never drawn
 
 
 @dataclass
@@ -51,7 +52,9 @@ class RunReport:
 
 def spec_key(spec: dict, sampling: Sampling, gsd: float) -> str:
     """Identity of what a shard holds; shards with another key are not reused."""
-    blob = json.dumps({"spec": spec, "sampling": asdict(sampling), "gsd": gsd}, sort_keys=True)
+    # Unset options stay out of the key, so folders made before they existed are reused.
+    how = {k: v for k, v in asdict(sampling).items() if v is not None}
+    blob = json.dumps({"spec": spec, "sampling": how, "gsd": gsd}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -62,8 +65,11 @@ def extract_image(image_path, mask_path, spec: dict, backend: Backend, sampling:
     mask = read_mask(mask_path, rgb.shape)
     stack = to_host(compute_features(rgb, spec, backend, gsd))
     labels = downsample_labels(mask, stack.shape[1:])
+    valid = None if sampling.nodata is None else data_pixels(rgb, sampling.nodata, labels.shape)
+    if valid is not None and not valid.any():
+        raise InputError(image_path, f"every pixel is the no-data fill {sampling.nodata}")
     idx = sample_pixels(labels, sampling.n_per_image, sampling.pos_fraction,
-                        image_rng(image_id, sampling.seed))
+                        image_rng(image_id, sampling.seed), valid)
     X = np.ascontiguousarray(feature_matrix(stack)[idx])
     check_finite(X, image_path)
     return {"X": X, "y": labels.ravel()[idx].astype(np.uint8), "idx": idx.astype(np.int64),

@@ -18,7 +18,7 @@ def image_rng(image_id: str, seed: int) -> np.random.Generator:
 
 
 def sample_pixels(labels: np.ndarray, n: int, pos_fraction: float,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, valid: np.ndarray | None = None) -> np.ndarray:
     """Flat indices of a class-balanced random sample of pixels.
 
     Parameters
@@ -30,6 +30,8 @@ def sample_pixels(labels: np.ndarray, n: int, pos_fraction: float,
         Share of road pixels wanted; when the image has fewer road pixels,
         all of them are taken and the rest are background.
     rng : numpy Generator
+    valid : (h, w) bool array, optional
+        Pixels that may be drawn (default: all).
 
     Returns
     -------
@@ -37,9 +39,10 @@ def sample_pixels(labels: np.ndarray, n: int, pos_fraction: float,
     the sample is spread over the whole image.
     """
     flat = labels.ravel()
-    pos = np.flatnonzero(flat)
-    neg = np.flatnonzero(~flat)
-    n = min(int(n), flat.size)
+    ok = np.ones(flat.size, bool) if valid is None else valid.ravel()
+    pos = np.flatnonzero(flat & ok)
+    neg = np.flatnonzero(~flat & ok)
+    n = min(int(n), len(pos) + len(neg))
     n_pos = min(len(pos), int(round(n * pos_fraction)))
     n_neg = min(len(neg), n - n_pos)
     pick = [rng.choice(pos, n_pos, replace=False) if n_pos else pos[:0],
@@ -55,3 +58,20 @@ def downsample_labels(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return mask
     frac = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
     return frac >= 0.5
+
+
+def data_pixels(rgb: np.ndarray, nodata: int, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of the working grid ``shape`` that hold image data.
+
+    A pixel of ``rgb`` is fill when every channel equals ``nodata`` (scenes
+    padded to a tile, as in the Massachusetts Roads set); a working pixel
+    holds data only when none of the pixels it covers is fill, so that no
+    feature row mixes the scene with its padding.
+    """
+    import cv2
+
+    fill = (rgb == nodata).all(axis=-1)
+    if fill.shape == tuple(shape):
+        return ~fill
+    frac = cv2.resize(fill.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return frac <= 0

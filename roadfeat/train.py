@@ -357,7 +357,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     ``client`` every fit runs on its workers (:func:`fit`); the model files
     are the same kind as without.
 
-    ``extra_features`` is a second features folder (same spec and gsd)
+    ``extra_features`` is a second features folder (same spec; any gsd)
     whose rows join every first-stage fit, but whose images are never held
     out, scored, calibrated on or used by the context stage: for masks that
     are not ground truth, such as a model's own masks of unlabelled tiles
@@ -489,10 +489,10 @@ def _extra_rows(extra_features, manifest: dict, labelled: set):
         return None
     path = Path(extra_features) / MANIFEST
     extra = read_json(path)
-    if any(extra.get(k) != manifest[k] for k in ("feature_names", "gsd")):
-        raise InputError(path, "extra features made with another feature spec or gsd than "
-                               "the training features; extract them with the same --config "
-                               "and --gsd")
+    # Features live on the spec's working grid, so images of another gsd may join.
+    if extra.get("spec") != manifest["spec"]:
+        raise InputError(path, "extra features made with another feature spec than the "
+                               "training features; extract them with the same --config")
     ids = sorted(extra["images"])
     both = sorted(labelled & set(ids))
     if both:

@@ -88,8 +88,9 @@ def test_extra_features_join_the_first_stage_but_are_never_scored(trained, synth
     # Pseudo-labels: the model's own masks of scenes it was not trained on.
     assert main(["predict", "--model", str(trained / "model"), "--images", str(test_dir),
                  "--out", str(tmp_path / "pseudo"), "--device", "cpu", "--quiet"]) == 0
+    # Extracted as if at another resolution: rows live on the spec's working grid.
     assert main(["extract", "--images", str(test_dir), "--masks", str(tmp_path / "pseudo"),
-                 "--out", str(tmp_path / "extra"), "--device", "cpu",
+                 "--out", str(tmp_path / "extra"), "--device", "cpu", "--gsd", "1.0",
                  "--pixels-per-image", "2000", "--quiet"]) == 0
     models = {}
     for name, more in (("plain", []), ("extra", ["--extra-features", str(tmp_path / "extra")])):
@@ -119,4 +120,21 @@ def test_extra_features_of_labelled_images_are_refused(trained, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1
     assert "manifest.json" in err and "also among the training features" in err
+    assert not (tmp_path / "m" / "card.json").exists()
+
+
+def test_extra_features_of_another_spec_are_refused(trained, synth_dirs, tmp_path, capsys):
+    _, test_dir = synth_dirs
+    spec = json.loads((trained / "feat" / "manifest.json").read_text())["spec"]
+    spec["features"] = spec["features"][:2]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["extract", "--images", str(test_dir), "--out", str(tmp_path / "extra"),
+                 "--config", str(tmp_path / "spec.json"), "--device", "cpu",
+                 "--pixels-per-image", "500", "--quiet"]) == 0
+    capsys.readouterr()
+    code = main(["train", "--features", str(trained / "feat"), "--out", str(tmp_path / "m"),
+                 "--device", "cpu", "--extra-features", str(tmp_path / "extra"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert "manifest.json" in err and "another feature spec" in err
     assert not (tmp_path / "m" / "card.json").exists()
