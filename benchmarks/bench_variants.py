@@ -162,10 +162,10 @@ def cmd_train(args) -> None:
     if args.train_tiles is not None and not 1 <= args.train_tiles <= most:
         raise SystemExit(f"--train-tiles {args.train_tiles}: each fold has {most} or more "
                          f"training tiles in {args.data}; give 1 to {most}")
-    extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
-            quiet=True)
     if args.pseudo and args.extra:
         raise SystemExit("give --pseudo or --extra, not both")
+    extract(args.data, work / "features", spec, CPU, Sampling(20000, 0.5, args.seed), 0.5,
+            quiet=True)
     shared_extra = None
     if args.extra:
         # Independent labels: the same rows join every fold.

@@ -50,14 +50,18 @@ def sample_pixels(labels: np.ndarray, n: int, pos_fraction: float,
     return np.sort(np.concatenate(pick))
 
 
-def downsample_labels(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample a boolean mask to ``shape`` by area averaging, then >= 0.5."""
+def _area_fraction(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Share of each pixel of grid ``shape`` that ``mask`` covers (area averaging)."""
     import cv2
 
+    return cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def downsample_labels(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample a boolean mask to ``shape`` by area averaging, then >= 0.5."""
     if mask.shape == tuple(shape):
         return mask
-    frac = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    return frac >= 0.5
+    return _area_fraction(mask, shape) >= 0.5
 
 
 def data_pixels(rgb: np.ndarray, nodata: int, shape: tuple[int, int]) -> np.ndarray:
@@ -68,10 +72,7 @@ def data_pixels(rgb: np.ndarray, nodata: int, shape: tuple[int, int]) -> np.ndar
     holds data only when none of the pixels it covers is fill, so that no
     feature row mixes the scene with its padding.
     """
-    import cv2
-
     fill = (rgb == nodata).all(axis=-1)
     if fill.shape == tuple(shape):
         return ~fill
-    frac = cv2.resize(fill.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    return frac <= 0
+    return _area_fraction(fill, shape) <= 0
