@@ -33,7 +33,6 @@ class Backend:
     name: str
     xp: ModuleType
     fft: ModuleType
-    ndi: ModuleType
     gaussian: Callable[[Any, float], Any]
     resize: Callable[[Any, tuple[int, int]], Any]
     #: Grey erosion / dilation by a flat footprint (a NumPy bool array), reflect borders.
@@ -82,9 +81,8 @@ def _cpu_morph(op):
 def _cpu_backend() -> Backend:
     import cv2
     import scipy.fft
-    import scipy.ndimage
 
-    return Backend("cpu", np, scipy.fft, scipy.ndimage, _cpu_gaussian, _cpu_resize,
+    return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize,
                    _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate))
 
 
@@ -125,9 +123,8 @@ def _gpu_morph(name):
 def _gpu_backend() -> Backend:
     import cupy
     import cupyx.scipy.fft
-    import cupyx.scipy.ndimage
 
-    return Backend("gpu", cupy, cupyx.scipy.fft, cupyx.scipy.ndimage, _gpu_gaussian, _gpu_resize,
+    return Backend("gpu", cupy, cupyx.scipy.fft, _gpu_gaussian, _gpu_resize,
                    _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"))
 
 

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score road graphs with APLS (needs the [geo] extra)")
     p.add_argument("--gsd", type=float, default=0.5,
                    help="metres per pixel, for APLS lengths (default 0.5, DeepGlobe)")
+    p.add_argument("--images", default=None,
+                   help="folder of the <id>_sat.* images, with --nodata")
+    p.add_argument("--nodata", type=int, default=None,
+                   help="leave out of the scores the pixels whose every channel in the "
+                        "image (--images) is this value: the padding around a scene "
+                        "(e.g. 255 for Massachusetts Roads)")
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("synth", help="write synthetic DeepGlobe-format scenes")
@@ -195,7 +201,8 @@ def cmd_train(a) -> int:
     thr = "per image (expected IoU)" if isinstance(t, str) else f"{t:.2f}"
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
     if "caveat" in val:
-        extra += ", optimistic with --extra-features: see the card's validation.caveat"
+        extra += (", optimistic if the --extra-features masks are pseudo-labels of these "
+                  "images: see the card's validation.caveat")
     print(f"train: model written to {a.out} ({rounds} rounds, threshold {thr}{extra})",
           file=sys.stderr)
     return 0
@@ -240,7 +247,11 @@ def cmd_evaluate(a) -> int:
 
     if a.apls:
         _need_geo("--apls")
-    result = evaluate(a.pred, a.truth, apls_gsd=a.gsd if a.apls else None)
+    if (a.images is None) != (a.nodata is None):
+        given, other = ("--nodata", "--images") if a.images is None else ("--images", "--nodata")
+        raise InputError(given, f"needs {other}: the fill is found in the images")
+    result = evaluate(a.pred, a.truth, apls_gsd=a.gsd if a.apls else None,
+                      images_dir=a.images, nodata=a.nodata)
     if a.json:
         print(json.dumps(result, indent=2))
     else:

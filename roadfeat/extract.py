@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import Backend, get_backend, to_host
-from .features import compute_features, validate_spec
+from .features import compute_features, validate_spec, working_shape
 from .io import (InputError, find_images, mask_path_for, read_image, read_json, read_mask,
                  write_json_atomic, write_npz_atomic)
 from .model import check_finite, feature_matrix
@@ -63,11 +63,15 @@ def extract_image(image_path, mask_path, spec: dict, backend: Backend, sampling:
     """Feature rows of one labelled image: ``{"X", "y", "idx", "shape"}``."""
     rgb = read_image(image_path)
     mask = read_mask(mask_path, rgb.shape)
+    valid = None
+    if sampling.nodata is not None:
+        # Checked before the features, which cost far more than this.
+        valid = data_pixels(rgb, sampling.nodata, working_shape(rgb.shape, gsd,
+                                                                spec["working_gsd"]))
+        if not valid.any():
+            raise InputError(image_path, f"every pixel is the no-data fill {sampling.nodata}")
     stack = to_host(compute_features(rgb, spec, backend, gsd))
     labels = downsample_labels(mask, stack.shape[1:])
-    valid = None if sampling.nodata is None else data_pixels(rgb, sampling.nodata, labels.shape)
-    if valid is not None and not valid.any():
-        raise InputError(image_path, f"every pixel is the no-data fill {sampling.nodata}")
     idx = sample_pixels(labels, sampling.n_per_image, sampling.pos_fraction,
                         image_rng(image_id, sampling.seed), valid)
     X = np.ascontiguousarray(feature_matrix(stack)[idx])

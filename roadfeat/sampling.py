@@ -38,10 +38,12 @@ def sample_pixels(labels: np.ndarray, n: int, pos_fraction: float,
     (k,) int64 array of sorted flat indices; uniform within each class, so
     the sample is spread over the whole image.
     """
-    flat = labels.ravel()
-    ok = np.ones(flat.size, bool) if valid is None else valid.ravel()
-    pos = np.flatnonzero(flat & ok)
-    neg = np.flatnonzero(~flat & ok)
+    pos = labels.ravel()
+    neg = ~pos
+    if valid is not None:
+        ok = valid.ravel()
+        pos, neg = pos & ok, neg & ok
+    pos, neg = np.flatnonzero(pos), np.flatnonzero(neg)
     n = min(int(n), len(pos) + len(neg))
     n_pos = min(len(pos), int(round(n * pos_fraction)))
     n_neg = min(len(neg), n - n_pos)

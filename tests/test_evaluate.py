@@ -76,3 +76,55 @@ def test_apls_column_and_mean(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "p"), "--truth", str(tmp_path / "t"),
                  "--apls"]) == 0
     assert "mean APLS" in capsys.readouterr().out
+
+
+def _image(path, rgb):
+    import cv2
+
+    from roadfeat.io import write_bytes_atomic
+
+    write_bytes_atomic(path, cv2.imencode(".png", rgb[..., ::-1])[1].tobytes())
+
+
+def test_nodata_fill_is_left_out_of_the_scores(tmp_path, capsys):
+    truth = np.zeros((20, 20), bool)
+    truth[8:12] = True  # a road across the whole tile, padding included
+    pred = truth.copy()
+    pred[:, 10:] = False  # missed where the scene is padding
+    pred[0:2, 15:] = True  # a false alarm inside the padding
+    rgb = np.full((20, 20, 3), 80, np.uint8)
+    rgb[:, 10:] = 255
+    rgb[0, 10] = (255, 255, 254)  # not every channel: data, not fill
+    _masks(tmp_path / "truth", {"a": truth})
+    _masks(tmp_path / "pred", {"a": pred})
+    (tmp_path / "img").mkdir()
+    _image(tmp_path / "img" / "a_sat.png", rgb)
+    plain = evaluate(tmp_path / "pred", tmp_path / "truth")["images"][0]
+    assert plain["iou"] == pytest.approx(40 / 90)
+    got = evaluate(tmp_path / "pred", tmp_path / "truth", images_dir=tmp_path / "img",
+                   nodata=255)["images"][0]
+    assert got["iou"] == 1.0 and got["fp"] == 0 and got["fn"] == 0
+    assert got["ignored_fraction"] == pytest.approx(199 / 400)
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"),
+                 "--images", str(tmp_path / "img"), "--nodata", "255"]) == 0
+    assert "fill%" in capsys.readouterr().out
+
+
+def test_nodata_scoring_reports_a_missing_or_mismatched_image_by_name(tmp_path, capsys):
+    road = np.zeros((20, 20), bool)
+    road[8:12] = True
+    _masks(tmp_path / "truth", {"a": road, "b": road, "c": road})
+    _masks(tmp_path / "pred", {"a": road, "b": road, "c": road})
+    (tmp_path / "img").mkdir()
+    _image(tmp_path / "img" / "a_sat.png", np.zeros((20, 20, 3), np.uint8))
+    _image(tmp_path / "img" / "b_sat.png", np.zeros((30, 20, 3), np.uint8))
+    r = evaluate(tmp_path / "pred", tmp_path / "truth", images_dir=tmp_path / "img", nodata=255)
+    assert [row["id"] for row in r["images"]] == ["a"]
+    assert "b_sat.png: image is 20x30, its truth mask 20x20" in r["failed"]["b"]
+    assert "no image" in r["failed"]["c"]
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]
+    assert main(args + ["--images", str(tmp_path / "img"), "--nodata", "255"]) == 1
+    capsys.readouterr()
+    assert main(args + ["--nodata", "255"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "roadfeat evaluate: error: --nodata: needs --images: the fill is found in the images")

@@ -70,3 +70,25 @@ def test_nodata_outside_a_channel_value_is_refused(synth_dirs, tmp_path, capsys)
                  "--nodata", "256", "--quiet"]) == 2
     assert "--nodata: must be an 8-bit channel value" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()
+
+
+def test_an_all_fill_image_fails_before_its_features_are_computed(tmp_path, monkeypatch):
+    import pytest
+
+    import roadfeat.extract as ex
+    from roadfeat.backend import get_backend
+    from roadfeat.features import default_spec
+    from roadfeat.io import InputError
+
+    rgb = np.full((64, 64, 3), 255, np.uint8)
+    write_bytes_atomic(tmp_path / "a_sat.png", cv2.imencode(".png", rgb)[1].tobytes())
+    write_bytes_atomic(tmp_path / "a_mask.png", cv2.imencode(".png", rgb[..., 0])[1].tobytes())
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features computed for an all-fill image")
+
+    monkeypatch.setattr(ex, "compute_features", no_features)
+    with pytest.raises(InputError, match="every pixel is the no-data fill 255"):
+        ex.extract_image(tmp_path / "a_sat.png", tmp_path / "a_mask.png", default_spec(),
+                         get_backend("cpu"),
+                         ex.Sampling(100, 0.5, 0, nodata=255), 0.5, "a")
