@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=2048,
                    help="predict in windows of this many pixels a side, plus halos; bounds "
                         "memory on large scenes (default 2048)")
+    p.add_argument("--nodata", type=int, default=None, metavar="V",
+                   help="pixels whose every channel is V (the fill around a scene) are never "
+                        "road, in images without georeferencing; GeoTIFFs use their own "
+                        "no-data mask (default: none)")
     p.add_argument("--vector", action="store_true",
                    help="also write road centre lines as <id>_roads.geojson (needs [geo])")
     p.add_argument("--overlays", default=None, help="also write overlay PNGs to this folder")
@@ -219,7 +223,7 @@ def cmd_predict(a) -> int:
     if a.threshold is not None:
         model = model.with_threshold(a.threshold)
     report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
-                            client=a.client, window=a.window, vector=a.vector)
+                            client=a.client, window=a.window, vector=a.vector, nodata=a.nodata)
     if a.submission:
         ids = report.done + report.reused
         write_submission(a.out, ids, a.submission)

@@ -41,13 +41,15 @@ def outputs_for(image_id: str, image_path, out_dir, vector: bool) -> dict[str, P
 
 
 def predict_one(model: RoadModel, path, targets: dict, device: str, gsd: float | None,
-                window: int = DEFAULT_WINDOW) -> str:
+                window: int = DEFAULT_WINDOW, nodata: int | None = None) -> str:
     """Predict one image window by window and write its outputs atomically.
 
     GeoTIFF inputs (with the ``geo`` extra) are read and written window by
-    window, keep their CRS and transform, and take their ground sample
-    distance from it; other images are decoded whole. ``gsd`` applies to
-    images without georeferencing (default: the model's training gsd).
+    window, keep their CRS and transform, take their ground sample
+    distance from it, and are road-free wherever their own mask says there
+    is no data; other images are decoded whole. ``gsd`` applies to images
+    without georeferencing (default: the model's training gsd); so does
+    ``nodata``: their pixels whose every channel equals it are never road.
     """
     from . import geo
 
@@ -76,7 +78,7 @@ def predict_one(model: RoadModel, path, targets: dict, device: str, gsd: float |
         def write(core, m):
             mask[core] = m
 
-        predict_windows(model, ArraySource(rgb), backend, img_gsd, write, window, where=path,
+        predict_windows(model, ArraySource(rgb, nodata), backend, img_gsd, write, window, where=path,
                         on_region=on_region)
         write_mask(targets["mask"], mask)
     if on_region is not None:
@@ -90,20 +92,24 @@ def predict_one(model: RoadModel, path, targets: dict, device: str, gsd: float |
 
 def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
                    gsd: float | None = None, quiet: bool = False, client=None,
-                   window: int = DEFAULT_WINDOW, vector: bool = False) -> RunReport:
+                   window: int = DEFAULT_WINDOW, vector: bool = False,
+                   nodata: int | None = None) -> RunReport:
     """Write a mask (and with ``vector`` road lines) for every image in ``images_dir``.
 
     Failures are per image. With a Dask ``client``, each image is one task
-    (workers must see the folders at the same paths).
+    (workers must see the folders at the same paths). ``nodata``: see
+    :func:`predict_one`.
     """
     out_dir = Path(out_dir)
     images, errors = find_images(images_dir)
     report = RunReport(failed={k: str(e) for k, e in errors.items()})
     fp = model.fingerprint()
     state_path = out_dir / STATE
-    resumable = state_path.exists() and read_json(state_path).get("model") == fp
+    # Masks of another model, or made with another no-data value, are redone.
+    state = {"model": fp} if nodata is None else {"model": fp, "nodata": nodata}
+    resumable = state_path.exists() and read_json(state_path) == state
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(state_path, {"model": fp})
+    write_json_atomic(state_path, state)
     todo = {}
     for k, path in images.items():
         targets = outputs_for(k, path, out_dir, vector)
@@ -112,7 +118,7 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
         else:
             todo[k] = path, targets
     shared = client.scatter(model, broadcast=True) if client is not None and todo else model
-    jobs = {k: (shared, path, targets, backend.name, gsd, window)
+    jobs = {k: (shared, path, targets, backend.name, gsd, window, nodata)
             for k, (path, targets) in todo.items()}
     results, failures = map_images(predict_one, jobs, client, "predict", quiet)
     report.done += sorted(results)

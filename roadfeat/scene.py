@@ -48,17 +48,21 @@ class Source(Protocol):
 
 
 class ArraySource:
-    """An RGB array already in memory."""
+    """An RGB array already in memory; with ``nodata``, pixels whose every channel
+    equals it (the fill around a scene) hold no data."""
 
-    def __init__(self, rgb: np.ndarray):
+    def __init__(self, rgb: np.ndarray, nodata: int | None = None):
         self.rgb = rgb
         self.shape = rgb.shape[:2]
+        self.nodata = nodata
 
     def read(self, rows, cols):
         return self.rgb[rows, cols]
 
     def valid(self, rows, cols):
-        return None
+        if self.nodata is None:
+            return None
+        return ~(self.rgb[rows, cols] == self.nodata).all(axis=-1)
 
 
 @dataclass(frozen=True)

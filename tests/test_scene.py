@@ -77,3 +77,29 @@ def test_one_window_is_the_plain_predict(model, scene):
     rgb, _ = scene
     np.testing.assert_array_equal(predict_array(model, rgb, CPU, 0.5, window=4096),
                                   model.predict(rgb, CPU, 0.5))
+
+
+def test_predict_nodata_fill_is_never_road_and_redoes_masks_of_another_value(
+        trained, scene, tmp_path, capsys):
+    import cv2
+
+    from roadfeat.cli import main
+    from roadfeat.io import read_mask, write_bytes_atomic
+
+    rgb, _ = scene
+    rgb = rgb.copy()
+    rgb[:, :200] = 255  # padding on the left
+    (tmp_path / "in").mkdir()
+    write_bytes_atomic(tmp_path / "in" / "a_sat.png", cv2.imencode(".png", rgb[..., ::-1])[1].tobytes())
+    args = ["predict", "--model", str(trained / "model"), "--images", str(tmp_path / "in"),
+            "--out", str(tmp_path / "out"), "--device", "cpu"]
+    masks = {}
+    for name, more in (("plain", []), ("nodata", ["--nodata", "255"]), ("again", ["--nodata", "255"])):
+        capsys.readouterr()
+        assert main(args + more) == 0
+        masks[name] = read_mask(tmp_path / "out" / "a_mask.png")
+        masks[name + "-log"] = capsys.readouterr().err
+    assert masks["plain"][:, :200].any()  # white padding passes for road without --nodata
+    assert not masks["nodata"][:, :200].any() and masks["nodata"][:, 200:].any()
+    assert "1 done, 0 reused" in masks["nodata-log"]  # not the plain run's mask
+    assert "0 done, 1 reused" in masks["again-log"]
