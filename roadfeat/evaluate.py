@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .apls import apls
-from .io import InputError, find_images, read_image, read_mask
+from .io import InputError, fill_pixels, find_images, read_image, read_mask
 from .metrics import Counts, confusion, summarise
 from .vectorize import mask_to_graph
 
@@ -44,7 +44,7 @@ def _fill(images: dict, image_id: str, nodata: int, shape) -> np.ndarray:
     if rgb.shape[:2] != tuple(shape):
         raise InputError(path, f"image is {rgb.shape[1]}x{rgb.shape[0]}, "
                                f"its truth mask {shape[1]}x{shape[0]}")
-    return (rgb == nodata).all(axis=-1)
+    return fill_pixels(rgb, nodata)
 
 
 def evaluate(pred_dir, truth_dir, apls_gsd: float | None = None, images_dir=None,

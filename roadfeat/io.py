@@ -140,6 +140,11 @@ def read_image(path) -> np.ndarray:
     return arr
 
 
+def fill_pixels(rgb: np.ndarray, nodata: int) -> np.ndarray:
+    """(h, w) bool: pixels whose every channel equals ``nodata``, the fill around a scene."""
+    return (rgb == nodata).all(axis=-1)
+
+
 def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a road mask as ``bool`` (road where grey >= 128).
 

@@ -6,6 +6,8 @@ import hashlib
 
 import numpy as np
 
+from .io import fill_pixels
+
 
 def image_rng(image_id: str, seed: int) -> np.random.Generator:
     """A generator that depends only on the image id and the seed.
@@ -74,7 +76,7 @@ def data_pixels(rgb: np.ndarray, nodata: int, shape: tuple[int, int]) -> np.ndar
     holds data only when none of the pixels it covers is fill, so that no
     feature row mixes the scene with its padding.
     """
-    fill = (rgb == nodata).all(axis=-1)
+    fill = fill_pixels(rgb, nodata)
     if fill.shape == tuple(shape):
         return ~fill
     return _area_fraction(fill, shape) <= 0

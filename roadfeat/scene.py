@@ -29,6 +29,7 @@ import numpy as np
 
 from .backend import Backend
 from .features.spec import receptive_radius
+from .io import fill_pixels
 from .model import RoadModel, _stage
 from .postprocess import postprocess
 
@@ -62,7 +63,7 @@ class ArraySource:
     def valid(self, rows, cols):
         if self.nodata is None:
             return None
-        return ~(self.rgb[rows, cols] == self.nodata).all(axis=-1)
+        return ~fill_pixels(self.rgb[rows, cols], self.nodata)
 
 
 @dataclass(frozen=True)
