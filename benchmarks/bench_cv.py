@@ -101,8 +101,8 @@ def sampling(args) -> Sampling:
 
 
 def adapt_params(args, label="roadfeat") -> AdaptParams | None:
-    """The default self-training, except with --no-adapt and in the feature ablation steps."""
-    return None if args.no_adapt or label in FEATURE_STEPS else AdaptParams()
+    """Self-training with --adapt (the CLI's train --adapt), except in the feature ablation steps."""
+    return AdaptParams() if args.adapt and label not in FEATURE_STEPS else None
 
 
 # ---------------------------------------------------------------- roadfeat
@@ -296,8 +296,8 @@ def main(argv=None):
                     help="share of road among the sampled pixels (the CLI's default)")
     ap.add_argument("--train-folds", type=int, default=DEFAULT_FOLDS,
                     help="inner image folds of roadfeat's training (the CLI's default)")
-    ap.add_argument("--no-adapt", action="store_true",
-                    help="no per-image self-training (the CLI's train --no-adapt)")
+    ap.add_argument("--adapt", action="store_true",
+                    help="per-image self-training (the CLI's train --adapt)")
     ap.add_argument("--plain-trees", action="store_true",
                     help="LightGBM's usual split search instead of the default extra-trees")
     ap.add_argument("--methods", default="roadfeat,peer", help="comma list: roadfeat, peer")
@@ -330,7 +330,7 @@ def main(argv=None):
             if args.ablation:
                 ablation += [{**r, "method": "+ support opening (default model), " + r["method"]}
                              for r in post_rows]
-                if not args.no_adapt:
+                if args.adapt:
                     ablation.append({**row, "method": "+ per-image self-training (default)"})
         if "peer" in methods:
             rows.append(run_peer(images, folds, args))
@@ -344,7 +344,7 @@ def main(argv=None):
                                  "date": datetime.date.today().isoformat(),
                                  "threads": args.threads, "seed": args.seed,
                                  "fold_seed": args.fold_seed, "train_folds": args.train_folds,
-                                 "plain_trees": args.plain_trees, "adapt": not args.no_adapt,
+                                 "plain_trees": args.plain_trees, "adapt": args.adapt,
                                  "pixels_per_image": args.pixels_per_image,
                                  "pos_fraction": args.pos_fraction, "rows": rows,
                                  "ablation": ablation, "massachusetts": transfer})

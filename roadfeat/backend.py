@@ -38,6 +38,9 @@ class Backend:
     #: Grey erosion / dilation by a flat footprint (a NumPy bool array), reflect borders.
     erode: Callable[[Any, np.ndarray], Any]
     dilate: Callable[[Any, np.ndarray], Any]
+    #: Road probability (h, w) of a LightGBM booster over a (F, h, w) stack,
+    #: on this backend: LightGBM itself on the CPU, :mod:`roadfeat.forest` on the GPU.
+    trees: Callable[[Any, Any], Any]
 
     def asarray(self, a, dtype=None):
         return self.xp.asarray(a, dtype=dtype)
@@ -77,21 +80,43 @@ def _cpu_morph(op):
     return run
 
 
+def _cpu_trees(booster, stack):
+    # A (h*w, F) view in Fortran order: LightGBM reads it without a copy.
+    X = stack.reshape(stack.shape[0], -1).T
+    return booster.predict(X).astype(np.float32).reshape(stack.shape[1:])
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_backend() -> Backend:
     import cv2
     import scipy.fft
 
     return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize,
-                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate))
+                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees)
 
 
 # --------------------------------------------------------------------- GPU
+@functools.lru_cache(maxsize=64)
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """OpenCV's 1-D Gaussian kernel for float32 images (4-sigma radius), float32.
+
+    The GPU filters with this same kernel, so both backends compute the same
+    sums and tree thresholds fall on the same side.
+    """
+    import cv2
+
+    ksize = int(round(float(sigma) * 4 * 2 + 1)) | 1
+    return cv2.getGaussianKernel(ksize, float(sigma), cv2.CV_32F).ravel()
+
+
 def _gpu_gaussian(img, sigma: float):
+    import cupy
     import cupyx.scipy.ndimage as cndi
 
-    return cndi.gaussian_filter(img.astype("float32", copy=False), float(sigma),
-                                mode="reflect", truncate=4.0)
+    k = cupy.asarray(gaussian_kernel(float(sigma)))
+    img = img.astype("float32", copy=False)
+    out = cndi.convolve1d(img, k, axis=0, mode="reflect")
+    return cndi.convolve1d(out, k, axis=1, mode="reflect")
 
 
 def _gpu_resize(img, shape: tuple[int, int]):
@@ -119,13 +144,20 @@ def _gpu_morph(name):
     return run
 
 
+def _gpu_trees(booster, stack):
+    from .forest import forest_of, predict_device
+
+    X = stack.reshape(stack.shape[0], -1)
+    return predict_device(forest_of(booster), X).reshape(stack.shape[1:])
+
+
 @functools.lru_cache(maxsize=None)
 def _gpu_backend() -> Backend:
     import cupy
     import cupyx.scipy.fft
 
     return Backend("gpu", cupy, cupyx.scipy.fft, _gpu_gaussian, _gpu_resize,
-                   _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"))
+                   _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"), _gpu_trees)
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,7 +4,8 @@ A features folder holds ``manifest.json`` and ``shards/<id>.npz`` (the
 sampled rows ``X`` (n, F) float32, labels ``y`` and flat pixel indices
 ``idx`` at working resolution). Full stacks are never kept, so memory does
 not grow with the number of images. Shards already present for the same
-spec and sampling are reused, which makes an interrupted run resumable.
+spec, sampling and input bytes (a hash of the image and its mask) are
+reused, which makes an interrupted run resumable and a changed label redone.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 
 from .backend import Backend, get_backend, to_host
 from .features import compute_features, validate_spec, working_shape
-from .io import (InputError, find_images, mask_path_for, read_image, read_json, read_mask,
-                 write_json_atomic, write_npz_atomic)
+from .io import (InputError, file_digest, find_images, mask_path_for, read_image, read_json,
+                 read_mask, write_json_atomic, write_npz_atomic)
 from .model import check_finite, feature_matrix
 from .runner import map_images
 from .sampling import data_pixels, downsample_labels, image_rng, sample_pixels
@@ -84,12 +85,17 @@ def extract_shard(image_id: str, path, mpath, shard, spec: dict, device: str,
                   sampling: Sampling, gsd: float, key: str) -> tuple[dict, bool]:
     """Write one image's shard (or reuse a matching one); returns (entry, reused)."""
     shard = Path(shard)
-    if shard.exists():
-        with np.load(shard) as z:
-            if str(z["key"]) == key:
-                return _entry(path, mpath, z["shape"], z["y"]), True
     if not Path(mpath).exists():
         raise InputError(mpath, "mask not found for image " + Path(path).name)
+    # A shard is reused only for the same image and mask bytes, not just the same names.
+    key = f"{key}:{file_digest(path, mpath)}"
+    if shard.exists():
+        try:
+            with np.load(shard) as z:
+                if str(z["key"]) == key:
+                    return _entry(path, mpath, z["shape"], z["y"]), True
+        except Exception:  # a damaged shard is redone
+            pass
     rows = extract_image(path, mpath, spec, get_backend(device), sampling, gsd, image_id)
     write_npz_atomic(shard, key=np.array(key), **rows)
     return _entry(path, mpath, rows["shape"], rows["y"]), False
@@ -146,8 +152,13 @@ def _entry(path, mpath, shape, y) -> dict:
             "shape": [int(s) for s in shape], "n": int(len(y)), "n_road": int(np.sum(y))}
 
 
-def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_rows(features_dir, ids, max_per_image: int | None = None, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Concatenate the sampled rows of ``ids`` from a features folder.
+
+    ``max_per_image`` keeps at most that many rows of each image, a seeded
+    random subset (the same for the same image id and seed), taken shard by
+    shard so that memory holds only the kept rows.
 
     Returns ``X``, ``y``, per row the index into ``ids`` of its image, and
     per row its flat pixel index in that image's working grid.
@@ -162,6 +173,9 @@ def load_rows(features_dir, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
             raise InputError(shard, "feature shard missing; re-run extract") from None
         except Exception as exc:
             raise InputError(shard, f"unreadable feature shard ({type(exc).__name__})") from None
+        if max_per_image is not None and len(y) > max_per_image:
+            keep = np.sort(image_rng(image_id, seed).choice(len(y), max_per_image, replace=False))
+            X, y, idx = X[keep], y[keep], idx[keep]
         check_finite(X, shard)
         Xs.append(X)
         ys.append(y)

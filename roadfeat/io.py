@@ -57,11 +57,16 @@ def find_images(folder) -> tuple[dict[str, Path], dict[str, InputError]]:
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     seen: dict[str, list[Path]] = {}
+    unreadable: dict[str, InputError] = {}
     for p in sorted(folder.iterdir()):
         m = _SAT_RE.match(p.name)
-        if m and p.suffix.lower() in IMAGE_EXTS and p.is_file():
-            seen.setdefault(m.group("id"), []).append(p)
-    if not seen:
+        if m and p.suffix.lower() in IMAGE_EXTS:
+            if p.is_file():
+                seen.setdefault(m.group("id"), []).append(p)
+            else:  # a dangling link or a folder with an image's name: named, not skipped
+                what = "a folder" if p.is_dir() else "not a readable file (dangling link?)"
+                unreadable[m.group("id")] = InputError(p, f"{what}, not an image")
+    if not seen and not unreadable:
         raise InputError(folder, f"no images named <id>_sat.{{{','.join(e[1:] for e in IMAGE_EXTS)}}}")
     images, errors = {}, {}
     for k in sorted(seen):
@@ -71,6 +76,9 @@ def find_images(folder) -> tuple[dict[str, Path], dict[str, InputError]]:
                                    + ", ".join(p.name for p in paths))
         else:
             images[k] = paths[0]
+    for k, err in unreadable.items():
+        if k not in images and k not in errors:
+            errors[k] = err
     return images, errors
 
 
@@ -80,6 +88,22 @@ def mask_path_for(image_path: Path, mask_dir=None) -> Path:
     m = _SAT_RE.match(image_path.name)
     stem = m.group("id") if m else image_path.stem
     return Path(mask_dir or image_path.parent) / f"{stem}_mask.png"
+
+
+def file_digest(*paths) -> str:
+    """SHA-256 of the files' contents (16 hex digits): what makes an output reusable."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as exc:
+            raise InputError(path, f"cannot read ({exc.strerror or type(exc).__name__})") from None
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ reading
@@ -146,7 +170,7 @@ def fill_pixels(rgb: np.ndarray, nodata: int) -> np.ndarray:
 
 
 def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a road mask as ``bool`` (road where grey >= 128).
+    """Read a road mask as ``bool`` (road where grey >= 128; where 1 in a 0/1 mask).
 
     Raises :class:`InputError` when the mask's size differs from ``shape`` or
     when it is not binary-like (over 5% of pixels far from both 0 and 255).
@@ -159,11 +183,29 @@ def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
     if shape is not None and grey.shape != tuple(shape[:2]):
         raise InputError(path, f"mask is {grey.shape[1]}x{grey.shape[0]} but its image is "
                                f"{shape[1]}x{shape[0]}")
+    if grey.max() == 1:
+        # Masks stored as 0/1 (a common format) would be empty at 128.
+        _say_once("masks with values 0/1 are read as 0 = background, 1 = road "
+                  f"(first: {path})")
+        return grey == 1
     mid = np.count_nonzero((grey > 32) & (grey < 224))
     if mid > 0.05 * grey.size:
         raise InputError(path, f"mask is not binary-like ({100 * mid / grey.size:.0f}% of pixels "
                                "between 32 and 224)")
     return grey >= 128
+
+
+_SAID: set = set()
+
+
+def _say_once(message: str) -> None:
+    """Log one line the first time a kind of message comes up in this process."""
+    import logging
+
+    kind = message.split("(", 1)[0]
+    if kind not in _SAID:
+        _SAID.add(kind)
+        logging.getLogger("roadfeat").warning(message)
 
 
 # ------------------------------------------------------------------ writing

@@ -20,6 +20,7 @@ The mask is that probability at the card's threshold: a number, or
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from .adapt import AdaptParams, adapt
-from .backend import Backend, to_host
+from .backend import Backend, backend_of, to_host
 from .calibration import apply_platt, expected_iou_threshold
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
 from .postprocess import PostParams, postprocess
 
+#: The model shipped inside the package (trained on the 362 labelled DeepGlobe
+#: tiles of the project's data; its README.md says how to rebuild it).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model"
 MODEL_FILE = "model.txt"
 CONTEXT_MODEL_FILE = "context_model.txt"
 CARD_FILE = "card.json"
@@ -184,12 +188,15 @@ class RoadModel:
 
     @staticmethod
     def stage_probability(booster, stack, where="image", timings: dict | None = None):
-        """One booster's probability map (h, w) of a (F, h, w) feature stack, on the host."""
+        """One booster's probability map (h, w) of a (F, h, w) feature stack.
+
+        Float32, on the stack's backend: a stack on the GPU is scored there.
+        """
         with _stage(timings, "boosting"):
-            stack = to_host(stack)
-            X = feature_matrix(stack)
-            check_finite(X, where)
-            return booster.predict(X).astype(np.float32).reshape(stack.shape[1:])
+            backend = backend_of(stack)
+            if not bool(backend.xp.isfinite(stack).all()):
+                check_finite(to_host(stack), where)
+            return backend.trees(booster, stack)
 
     def predict(self, rgb: np.ndarray, backend: Backend, gsd: float | None = None,
                 where="image", timings: dict | None = None) -> np.ndarray:
@@ -228,7 +235,18 @@ def _stage(timings: dict | None, name: str):
         yield
     finally:
         if timings is not None:
+            _finish_device_work()
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+
+
+def _finish_device_work() -> None:
+    """Wait for queued GPU work, so that a stage's time is its own (timed runs only)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        try:
+            cupy.cuda.get_current_stream().synchronize()
+        except Exception:  # CuPy installed without a usable GPU: nothing is queued
+            pass
 
 
 def backend_resize_host(prob: np.ndarray, shape) -> np.ndarray:

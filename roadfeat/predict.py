@@ -1,8 +1,9 @@
 """Prediction stage: a model and a folder of images -> one mask per image.
 
 Masks are ``<id>_mask.png`` (3-channel, 0/255, the input's size). A run
-that was interrupted resumes: masks already written by the same model are
-kept (each mask is written atomically, so an existing one is complete).
+that was interrupted resumes: masks already written by the same model from
+the same image bytes (a hash of the file) are kept (each mask is written
+atomically, so an existing one is complete); any other is redone.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .extract import RunReport
-from .io import (InputError, atomic_path, find_images, read_image, read_json, write_json_atomic,
-                 write_mask)
+from .io import (InputError, atomic_path, file_digest, find_images, read_image, read_json,
+                 write_json_atomic, write_mask)
 from .model import RoadModel
 from .runner import map_images
 from .scene import DEFAULT_WINDOW, ArraySource, predict_windows
@@ -101,22 +102,39 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
     :func:`predict_one`.
     """
     out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(images_dir).resolve():
+        # Masks written there would overwrite the truth <id>_mask.png beside the images.
+        raise InputError(out_dir, "--out is the --images folder; predicted masks would "
+                                  "overwrite the <id>_mask.png files there: choose another --out")
     images, errors = find_images(images_dir)
     report = RunReport(failed={k: str(e) for k, e in errors.items()})
     fp = model.fingerprint()
     state_path = out_dir / STATE
-    # Masks of another model, or made with another no-data value, are redone.
+    # Masks of another model, made with another no-data value, or of an image
+    # whose bytes changed, are redone.
     state = {"model": fp} if nodata is None else {"model": fp, "nodata": nodata}
-    resumable = state_path.exists() and read_json(state_path) == state
+    old = read_json(state_path) if state_path.exists() else {}
+    resumable = {k: v for k, v in old.items() if k != "inputs"} == state
+    digests, todo = {}, {}
+    for k, path in list(images.items()):
+        try:
+            digests[k] = file_digest(path)
+        except InputError as exc:
+            report.failed[k] = str(exc)
+            del images[k]
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(state_path, state)
-    todo = {}
     for k, path in images.items():
         targets = outputs_for(k, path, out_dir, vector)
-        if resumable and all(p.exists() for p in targets.values()):
+        same_input = resumable and old.get("inputs", {}).get(k) == digests[k]
+        if same_input and all(p.exists() for p in targets.values()):
             report.reused.append(k)
         else:
+            # Stale outputs go before the new state is written, so that a run
+            # killed after it cannot pass them off as this input's.
+            for p in targets.values():
+                p.unlink(missing_ok=True)
             todo[k] = path, targets
+    write_json_atomic(state_path, {**state, "inputs": digests})
     shared = client.scatter(model, broadcast=True) if client is not None and todo else model
     jobs = {k: (shared, path, targets, backend.name, gsd, window, nodata)
             for k, (path, targets) in todo.items()}

@@ -65,6 +65,13 @@ CHECKPOINTS = ".folds"
 #: to the final model fit on all images: 8 folds (leave-one-out up to 8
 #: images) beat 3 by 0.028 mean IoU over three seeds (docs/RESULTS.md).
 DEFAULT_FOLDS = 8
+#: Above this many images, :data:`FOLDS_WHEN_MANY` folds: each fold's model is
+#: then already fit on hundreds of images, and a fold costs a whole fit.
+MANY_IMAGES = 64
+FOLDS_WHEN_MANY = 4
+#: Training rows kept in all (an equal share per image, at most the shard's
+#: rows): bounds the time and memory of a fit whatever the number of images.
+ROW_BUDGET = 2_000_000
 # Bumped when a fold checkpoint changes, so older ones are redone.
 CHECKPOINT_FORMAT = 3
 
@@ -84,6 +91,16 @@ class GBMParams:
     #: Random split thresholds: the trees fit less to the look of the few
     #: training images (+0.016 mean IoU over three seeds, docs/RESULTS.md).
     extra_trees: bool = True
+
+
+def default_folds(n_images: int) -> int:
+    """Folds for ``n_images`` labelled images: :data:`DEFAULT_FOLDS`, fewer when many."""
+    return DEFAULT_FOLDS if n_images <= MANY_IMAGES else FOLDS_WHEN_MANY
+
+
+def rows_per_image(n_images: int, budget: int = ROW_BUDGET) -> int:
+    """Rows kept per image so that ``n_images`` images fill ``budget`` rows."""
+    return max(1, budget // max(1, n_images))
 
 
 def image_folds(ids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -115,22 +132,28 @@ def _classifier(params: GBMParams, seed: int, n_estimators: int, learner: str, t
 
 
 def choose_learner(backend: Backend) -> str:
-    """``gpu`` when LightGBM's GPU learner works here, else ``cpu`` (with a log line)."""
-    if backend.name != "gpu":
-        return "cpu"
-    try:
-        rng = np.random.default_rng(0)
-        X = rng.random((256, 4))
-        _classifier(GBMParams(), 0, 2, "gpu", 1).fit(X, (X[:, 0] > 0.5).astype(int))
-        return "gpu"
-    except Exception as exc:
-        log.info("LightGBM GPU learner unavailable (%s); training on the CPU",
-                 str(exc).splitlines()[0][:100])
-        return "cpu"
+    """The LightGBM learner: the CPU's, with one log line on a GPU backend.
+
+    LightGBM's OpenCL ``gpu`` learner ran on an H200 but took 1.8x the CPU
+    learner's time (16 cores, 1M rows x 86 features), and the PyPI wheel has no
+    ``cuda`` learner (docs/GPU.md, 2026-12-04).
+    """
+    if backend.name == "gpu":
+        log.info("training on LightGBM's CPU learner: its OpenCL GPU learner measured "
+                 "1.8x slower (docs/GPU.md)")
+    return "cpu"
+
+
+def _progress_callback(bar):
+    def update(env):
+        bar.update(1)
+    update.order = 100  # after early stopping, which may end the fit
+    return update
 
 
 def fit(X, y, params: GBMParams, seed: int, learner: str = "cpu", eval_set=None,
-        n_estimators: int | None = None, threads: int | None = None, client=None):
+        n_estimators: int | None = None, threads: int | None = None, client=None,
+        desc: str = "boosting", quiet: bool = True):
     """Fit a LightGBM classifier.
 
     With ``eval_set`` the number of rounds is chosen on it (early stopping
@@ -157,7 +180,11 @@ def fit(X, y, params: GBMParams, seed: int, learner: str = "cpu", eval_set=None,
             kw = {"eval_X": (eval_set[0],), "eval_y": (eval_set[1],)}
         else:
             kw = {"eval_set": [eval_set]}
-    clf.fit(X, y, callbacks=callbacks, **kw)
+    from .progress import round_bar
+
+    with round_bar(n_estimators, desc, quiet) as bar:
+        callbacks.append(_progress_callback(bar))
+        clf.fit(X, y, callbacks=callbacks, **kw)
     return clf.booster_, int(clf.best_iteration_ or n_estimators)
 
 
@@ -266,9 +293,9 @@ class _Fit:
         self.scored = [sorted(np.random.default_rng(self.seed + i).permutation(f)
                               [:MAX_SCORED_PER_FOLD]) for i, f in enumerate(self.folds)]
 
-    def fit(self, X, y, eval_set=None, n_estimators=None):
+    def fit(self, X, y, eval_set=None, n_estimators=None, desc="boosting"):
         return fit(X, y, self.params, self.seed, self.learner, eval_set, n_estimators,
-                   self.threads, self.client)
+                   self.threads, self.client, desc, self.quiet)
 
     def rows(self, image_id):
         sel = self.groups == self.ids.index(image_id)
@@ -287,7 +314,7 @@ class _Fit:
             if context_of is not None:
                 ctx = compute_context(self.backend.asarray(context_of[k]), self.spec)
                 stack = self.backend.xp.concatenate([stack, ctx])
-            out[k] = RoadModel.stage_probability(booster, stack, path)
+            out[k] = to_host(RoadModel.stage_probability(booster, stack, path))
         return out
 
     def context_rows(self, image_id, first_stage_map) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +326,8 @@ class _Fit:
 
 def _stage1_fold(f: _Fit, i: int):
     held = np.isin(f.groups, [f.ids.index(k) for k in f.folds[i]])
-    booster, best = f.fit(f.X[~held], f.y[~held], (f.X[held], f.y[held]))
+    booster, best = f.fit(f.X[~held], f.y[~held], (f.X[held], f.y[held]),
+                          desc=f"stage 1 rounds, fold {i + 1}/{len(f.folds)}")
     return best, f.maps(booster, i, "stage 1")
 
 
@@ -309,7 +337,8 @@ def _stage2_fold(f: _Fit, i: int, rows2: dict, first: dict):
                 np.concatenate([rows2[k][1] for k in ids]))
 
     others = [k for j, s in enumerate(f.scored) if j != i for k in s]
-    booster, best = f.fit(*stack(others), stack(f.scored[i]))
+    booster, best = f.fit(*stack(others), stack(f.scored[i]),
+                          desc=f"stage 2 rounds, fold {i + 1}/{len(f.folds)}")
     return best, f.maps(booster, i, "stage 2", context_of=first)
 
 
@@ -341,19 +370,24 @@ def _validate(f: _Fit, maps: dict, post: PostParams,
 
 
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
-          post: PostParams = PostParams(), seed: int = 0, folds: int = DEFAULT_FOLDS,
+          post: PostParams = PostParams(), seed: int = 0, folds: int | None = None,
           threads: int | None = None, quiet: bool = False,
           image_ids: list | None = None, client=None,
-          adapt: AdaptParams | None = AdaptParams(), extra_features=None) -> RoadModel:
+          adapt: AdaptParams | None = None, extra_features=None,
+          row_budget: int | None = ROW_BUDGET) -> RoadModel:
     """Train a road model from a features folder and save it to ``out_dir``.
 
     ``folds`` is the number of image folds used to choose the number of
     rounds, train the context stage and fit the calibration (fewer than 2
-    images: one stage, no calibration, threshold 0.5). ``image_ids``
+    images: one stage, no calibration, threshold 0.5; None:
+    :func:`default_folds`). ``row_budget`` caps the training rows in all,
+    an equal share of each image's sampled rows (None: every row). ``image_ids``
     restricts training to some of the folder's images (for
     cross-validation); by default all are used. ``adapt`` is the per-image
     self-training that prediction applies (None: none); it needs the
-    calibration, so a model without validation folds has none. With a Dask
+    calibration, so a model without validation folds has none. It is off
+    by default: on the validation split of 362 DeepGlobe tiles it moved the
+    mean IoU by +0.002 +- 0.005 (docs/RESULTS.md) at 1.4 s more per tile. With a Dask
     ``client`` every fit runs on its workers (:func:`fit`); the model files
     are the same kind as without.
 
@@ -383,6 +417,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
         raise InputError(features_dir / MANIFEST, "no images were extracted")
     gsd = float(manifest["gsd"])
     ids = sorted(images)
+    folds = default_folds(len(ids)) if folds is None else folds
     image_folds_ = image_folds(ids, folds, seed)
     spec = manifest["spec"]
     if has_context(spec) and not image_folds_:
@@ -390,8 +425,9 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
                  "training the first stage only")
         spec = without_context(spec)
     learner = choose_learner(backend)
-    X, y, groups, idx = load_rows(features_dir, ids)
-    extra = _extra_rows(extra_features, manifest, set(ids))
+    per_image = None if row_budget is None else rows_per_image(len(ids), row_budget)
+    X, y, groups, idx = load_rows(features_dir, ids, per_image, seed)
+    extra = _extra_rows(extra_features, manifest, set(ids), per_image, seed)
     if len(np.unique(y)) < 2:
         raise InputError(features_dir, "training rows hold only one class; need road and background")
 
@@ -404,7 +440,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
                    f"Dask, {len(client.scheduler_info()['workers'])} workers"),
         "training_data": {"features": str(features_dir.resolve()), "images": len(ids),
                           "image_ids": ids, "rows": int(len(y)), "road_rows": int(y.sum()),
-                          "sampling": manifest["sampling"]},
+                          "sampling": manifest["sampling"], "rows_per_image_kept": per_image},
     }
     extra_ids, extra_key = [], ""
     if extra is not None:
@@ -419,7 +455,8 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     val, n_rounds, context = {}, params.n_estimators, None
     if image_folds_:
         key = _fold_key(manifest.get("key", "") + extra_key, f.ids, image_folds_, params, post,
-                        seed, f"{learner}/{'dask' if client is not None else 'local'}", spec)
+                        seed, f"{learner}/{'dask' if client is not None else 'local'}"
+                        f"/rows {per_image}", spec)
         state = out_dir / CHECKPOINTS
         k = len(image_folds_)
         s1 = [_checkpointed(state / f"stage1-fold-{i}.npz", key, lambda i=i: _stage1_fold(f, i))
@@ -435,7 +472,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
             n_context = max(1, int(np.median([b for b, _ in s2])))
             X2 = np.concatenate([rows2[img][0] for img in sorted(rows2)])
             y2 = np.concatenate([rows2[img][1] for img in sorted(rows2)])
-            context, _ = f.fit(X2, y2, None, n_context)
+            context, _ = f.fit(X2, y2, None, n_context, desc="stage 2 rounds, all images")
             card["context_rounds"] = n_context
         card["calibration"], per = _validate(f, last, post, adapt)
         card["adapt"] = adapt.to_dict() if adapt is not None else None
@@ -466,7 +503,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
                               "the features do not separate road from background on these "
                               "images; train on more labelled images")
             log.warning("%s: %s", out_dir, val["warning"])
-    booster, _ = f.fit(X, y, None, n_rounds)
+    booster, _ = f.fit(X, y, None, n_rounds, desc="stage 1 rounds, all images")
     card["n_rounds"] = n_rounds
     card["validation"] = val
     card["feature_importance_gain"] = _gains(booster, names)
@@ -483,7 +520,7 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
     return model
 
 
-def _extra_rows(extra_features, manifest: dict, labelled: set):
+def _extra_rows(extra_features, manifest: dict, labelled: set, per_image=None, seed=0):
     """(ids, X, y, groups, idx, key) of the extra first-stage rows, or None."""
     if extra_features is None:
         return None
@@ -500,7 +537,7 @@ def _extra_rows(extra_features, manifest: dict, labelled: set):
                                "an image is either labelled or extra, not both")
     if not ids:
         raise InputError(path, "no images were extracted")
-    return (ids, *load_rows(Path(extra_features), ids), extra.get("key", ""))
+    return (ids, *load_rows(Path(extra_features), ids, per_image, seed), extra.get("key", ""))
 
 
 def _gains(booster, names) -> dict:

@@ -59,8 +59,18 @@ def test_adapt_mixes_the_map_with_its_self_trained_map():
                                0.75 * prob + 0.25 * self_train(stack, prob, p), atol=1e-6)
 
 
-def test_card_keeps_the_self_training_and_predict_applies_it(trained, synth_dirs):
-    model = RoadModel.load(trained / "model")
+@pytest.fixture(scope="module")
+def adapted(trained, tmp_path_factory):
+    """A model trained with ``--adapt`` (self-training is off by default)."""
+    out = tmp_path_factory.mktemp("adapted") / "m"
+    assert main(["train", "--features", str(trained / "feat"), "--out", str(out),
+                 "--device", "cpu", "--threads", "2", "--folds", "2", "--adapt",
+                 "--quiet"]) == 0
+    return out
+
+
+def test_card_keeps_the_self_training_and_predict_applies_it(adapted, synth_dirs):
+    model = RoadModel.load(adapted)
     assert model.adapt == AdaptParams()
     _, test_dir = synth_dirs
     rgb = read_image(sorted(test_dir.glob("*_sat.jpg"))[0])
@@ -69,11 +79,11 @@ def test_card_keeps_the_self_training_and_predict_applies_it(trained, synth_dirs
     assert not np.allclose(with_, without)
 
 
-def test_intermediates_are_what_self_training_starts_from(trained, synth_dirs):
+def test_intermediates_are_what_self_training_starts_from(adapted, synth_dirs):
     from roadfeat.features import context_names, feature_names
     from roadfeat.model import backend_resize_host
 
-    model = RoadModel.load(trained / "model")
+    model = RoadModel.load(adapted)
     spec = model.card["spec"]
     rgb = read_image(sorted(synth_dirs[1].glob("*_sat.jpg"))[0])
     got: dict = {}
@@ -86,9 +96,10 @@ def test_intermediates_are_what_self_training_starts_from(trained, synth_dirs):
     np.testing.assert_array_equal(backend_resize_host(again, rgb.shape[:2]), prob)
 
 
-def test_no_adapt_trains_a_model_without_it(trained, tmp_path):
+def test_self_training_is_off_by_default_and_with_no_adapt(trained, tmp_path):
+    assert RoadModel.load(trained / "model").card["adapt"] is None
     assert main(["train", "--features", str(trained / "feat"), "--out", str(tmp_path / "m"),
-                 "--device", "cpu", "--threads", "2", "--folds", "2", "--no-adapt",
+                 "--device", "cpu", "--threads", "2", "--folds", "2", "--adapt", "--no-adapt",
                  "--quiet"]) == 0
     model = RoadModel.load(tmp_path / "m")
     assert model.card["adapt"] is None and model.adapt is None

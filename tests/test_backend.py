@@ -31,3 +31,35 @@ def test_forcing_gpu_without_one_is_a_clear_error():
 def test_bad_device_name():
     with pytest.raises(ValueError, match="auto, cpu or gpu"):
         get_backend("tpu")
+
+
+@pytest.mark.skipif(gpu_available()[0], reason="a GPU works here; the benchmark would run")
+def test_gpu_benchmark_says_no_gpu_in_one_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_gpu.py"), "--model",
+                           str(tmp_path), "--images", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench_gpu: no working GPU here")
+
+
+def test_the_gpu_gaussian_recipe_equals_opencv_on_the_cpu():
+    # The GPU filters with OpenCV's kernel through convolve1d (reflect); SciPy's
+    # convolve1d is what cupyx.scipy.ndimage mirrors, so check the recipe here.
+    import scipy.ndimage as ndi
+
+    from roadfeat.backend import gaussian_kernel
+
+    img = np.random.default_rng(0).random((64, 80)).astype(np.float32)
+    cpu = get_backend("cpu")
+    for sigma in (1, 2.5, 8):
+        k = gaussian_kernel(sigma)
+        assert k.dtype == np.float32 and abs(float(k.sum()) - 1) < 1e-5
+        recipe = ndi.convolve1d(ndi.convolve1d(img, k, axis=0, mode="reflect"), k, axis=1,
+                                mode="reflect")
+        np.testing.assert_allclose(recipe, cpu.gaussian(img, sigma), atol=2e-6)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from roadfeat.cli import main
+from roadfeat.io import write_mask
 from roadfeat.evaluate import evaluate
 
 
@@ -203,7 +204,10 @@ def test_geo_flags_without_the_geo_extra_are_one_line_errors(trained, synth_dirs
 
 
 @pytest.mark.parametrize("args, flag", [(["--gsd", "0"], "--gsd"), (["--window", "0"], "--window"),
-                                        (["--threshold", "1.5"], "--threshold")])
+                                        (["--threshold", "1.5"], "--threshold"),
+                                        (["--gsd", "inf"], "--gsd"), (["--gsd", "nan"], "--gsd"),
+                                        (["--gsd", "1e9"], "--gsd"), (["--gsd", "20"], "--gsd"),
+                                        (["--gsd", "1e-9"], "--gsd")])
 def test_bad_sizes_are_one_line_errors(trained, synth_dirs, tmp_path, capsys, args, flag):
     _, test_dir = synth_dirs
     assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",
@@ -211,3 +215,95 @@ def test_bad_sizes_are_one_line_errors(trained, synth_dirs, tmp_path, capsys, ar
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"roadfeat predict: error: {flag}: must be")
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_refuses_to_write_into_the_images_folder(trained, tmp_path, capsys):
+    from roadfeat.synth import write_scenes
+
+    write_scenes(tmp_path, 1, seed=9, size=64, prefix="x")
+    (mask_file,) = tmp_path.glob("*_mask.png")
+    truth = mask_file.read_bytes()
+    assert main(["predict", "--model", str(trained / "model"), "--images", str(tmp_path),
+                 "--out", str(tmp_path / "."), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "overwrite" in err[0]
+    assert mask_file.read_bytes() == truth
+
+
+@pytest.mark.parametrize("verb", ["predict", "extract"])
+def test_out_naming_an_existing_file_is_refused_before_work(trained, synth_dirs, tmp_path,
+                                                            capsys, verb):
+    train_dir, _ = synth_dirs
+    (tmp_path / "taken").write_text("x")
+    args = (["--model", trained / "model"] if verb == "predict" else [])
+    assert run(verb, *args, "--images", train_dir, "--out", tmp_path / "taken") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out names an existing file" in err[0]
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file"])
+def test_bad_submission_path_is_refused_before_any_mask(trained, synth_dirs, tmp_path, capsys,
+                                                        where):
+    _, test_dir = synth_dirs
+    (tmp_path / "f").write_text("x")
+    sub = tmp_path if where == "folder" else tmp_path / "f" / "sub.zip"
+    assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",
+               tmp_path / "o", "--submission", sub) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--submission" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_image_entries_are_named_as_failed(plain_model, synth_dirs, tmp_path, capsys):
+    _, test_dir = synth_dirs
+    images = tmp_path / "in"
+    shutil.copytree(test_dir, images)
+    (images / "gone_sat.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (images / "dir_sat.jpg").mkdir()
+    assert run("predict", "--model", plain_model, "--images", images, "--out",
+               tmp_path / "o") == 1
+    err = capsys.readouterr().err
+    assert "failed gone:" in err and "dangling" in err
+    assert "failed dir:" in err and "a folder" in err
+    assert len(list((tmp_path / "o").glob("*_mask.png"))) == len(list(test_dir.glob("*_sat.*")))
+
+
+def test_changed_image_or_mask_is_redone_not_reused(plain_model, synth_dirs, tmp_path, capsys):
+    from roadfeat.synth import write_scenes
+
+    train_dir, test_dir = synth_dirs
+    images = tmp_path / "in"
+    shutil.copytree(test_dir, images)
+    assert run("predict", "--model", plain_model, "--images", images, "--out", tmp_path / "o") == 0
+    first = sorted(images.glob("*_sat.jpg"))[0]
+    before = (tmp_path / "o" / first.name.replace("_sat.jpg", "_mask.png")).read_bytes()
+    # Another scene's pixels behind the same id.
+    write_scenes(tmp_path / "other", 1, seed=77, size=256, prefix="z")
+    shutil.copy(next((tmp_path / "other").glob("*_sat.jpg")), first)
+    capsys.readouterr()
+    assert run("predict", "--model", plain_model, "--images", images, "--out", tmp_path / "o") == 0
+    err = capsys.readouterr().err
+    n = len(list(images.glob("*_sat.jpg")))
+    assert f"1 done, {n - 1} reused" in err
+    after = (tmp_path / "o" / first.name.replace("_sat.jpg", "_mask.png")).read_bytes()
+    assert after != before
+
+    labelled = tmp_path / "lab"
+    shutil.copytree(train_dir, labelled)
+    assert run("extract", "--images", labelled, "--out", tmp_path / "f", "--pixels-per-image",
+               "500") == 0
+    mask = sorted(labelled.glob("*_mask.png"))[0]
+    shard = tmp_path / "f" / "shards" / mask.name.replace("_mask.png", ".npz")
+    # The sample is class-balanced, so its label count stays; which pixels are road does not.
+    with np.load(shard) as z:
+        road_before = set(z["idx"][z["y"] == 1].tolist())
+    stripes = np.broadcast_to(np.arange(256) % 64 < 8, (256, 256))
+    write_mask(mask, stripes)
+    capsys.readouterr()
+    assert run("extract", "--images", labelled, "--out", tmp_path / "f", "--pixels-per-image",
+               "500") == 0
+    m = len(list(labelled.glob("*_sat.jpg")))
+    assert f"1 done, {m - 1} reused" in capsys.readouterr().err
+    with np.load(shard) as z:
+        assert set(z["idx"][z["y"] == 1].tolist()) != road_before

@@ -128,3 +128,26 @@ def test_nodata_scoring_reports_a_missing_or_mismatched_image_by_name(tmp_path, 
     assert main(args + ["--nodata", "255"]) == 2
     assert capsys.readouterr().err.strip() == (
         "roadfeat evaluate: error: --nodata: needs --images: the fill is found in the images")
+
+
+def test_masks_stored_as_0_1_are_read_as_road_with_one_note(tmp_path, caplog, monkeypatch):
+    from PIL import Image
+
+    import roadfeat.io
+
+    monkeypatch.setattr(roadfeat.io, "_SAID", set())  # "once" is per process
+    road = np.zeros((20, 20), np.uint8)
+    road[8:12] = 1
+    half = road.copy()
+    half[10:12] = 0
+    for folder, arr in (("truth01", road), ("pred01", half)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(arr).save(tmp_path / folder / "a_mask.png")
+    _masks(tmp_path / "truth255", {"a": road.astype(bool)})
+    with caplog.at_level("WARNING", logger="roadfeat"):
+        both01 = evaluate(tmp_path / "pred01", tmp_path / "truth01")
+        mixed = evaluate(tmp_path / "pred01", tmp_path / "truth255")
+    assert both01["images"][0]["iou"] == pytest.approx(0.5)
+    assert mixed["images"][0]["iou"] == pytest.approx(0.5)
+    notes = [r for r in caplog.records if "0/1" in r.getMessage()]
+    assert len(notes) == 1

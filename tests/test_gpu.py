@@ -56,3 +56,41 @@ def test_filters_outside_the_default_spec_match_cpu():
                              ([pantex(img, 4)], [pantex(gpu_img, 4)])):
         for a, b in zip(cpu_out, gpu_out):
             np.testing.assert_allclose(to_host(b), a, atol=1e-6)
+
+
+def test_tree_kernel_equals_its_twin_and_lightgbm():
+    import lightgbm as lgb
+
+    from roadfeat.forest import parse_model, predict_device, predict_host
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(20000, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0.3).astype(int)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[rng.random(X.shape) < 0.05] = 0.0
+    for params in ({}, {"zero_as_missing": True}, {"extra_trees": True, "num_leaves": 63}):
+        booster = lgb.LGBMClassifier(n_estimators=60, verbose=-1, **params).fit(X, y).booster_
+        forest = parse_model(booster.model_to_string())
+        Xt = rng.normal(size=(50000, 12)).astype(np.float32)
+        nodes = rng.integers(0, len(forest.feature), 50000)
+        Xt[np.arange(50000), forest.feature[nodes]] = forest.threshold[nodes].astype(np.float32)
+        Xt[rng.random(Xt.shape) < 0.05] = np.nan
+        gpu = to_host(predict_device(forest, get_backend("gpu").asarray(Xt.T)))
+        np.testing.assert_allclose(gpu, predict_host(forest, Xt.T), atol=1e-5)
+        np.testing.assert_allclose(gpu, booster.predict(Xt), atol=1e-5)
+
+
+def test_road_model_scores_on_the_device(plain_model):
+    from roadfeat.model import RoadModel
+
+    model = RoadModel.load(plain_model)
+    gpu, cpu = get_backend("gpu"), get_backend("cpu")
+    rgb, _ = make_scene(np.random.default_rng(7), 256)
+    stack = compute_features(rgb, model.card["spec"], gpu)
+    on_device = RoadModel.stage_probability(model.booster, stack)
+    assert type(on_device).__module__.startswith("cupy"), "the stack left the device"
+    host = RoadModel.stage_probability(model.booster, to_host(stack))
+    np.testing.assert_allclose(to_host(on_device), host, atol=1e-5)
+    a = model.probability(rgb, cpu)
+    b = model.probability(rgb, gpu)
+    assert np.abs(a - b).max() < 2e-2

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""A model scored on the fixed validation split of train_large (docs/RESULTS.md).
+
+    python benchmarks/split.py                      # once: bench_out/split/{train,val}
+    python benchmarks/bench_val.py --model models/NAME --out bench_out/val_NAME.json \\
+        --overlays bench_out/val_NAME_overlays
+
+Each validation tile's road probability is computed once, with and without
+the model's per-image self-training; the variants below differ only in what
+follows it, so they cost no retraining:
+
+- ``default``: what ``roadfeat predict`` writes with this model;
+- ``no self-training``: the calibrated map without the per-image booster;
+- ``fixed threshold``: the card's ``validation.best_fixed_threshold``
+  (chosen on the training images' out-of-fold maps) instead of each image's
+  own expected-IoU threshold, with and without self-training;
+- ``no bridging`` and ``threshold only`` (no small-component removal, hole
+  filling or bridging).
+
+Prints the challenge's score (mean per-image IoU), pooled IoU, precision
+and recall per variant, and writes per-tile IoU to JSON. ``--overlays``
+writes one overlay per tile and a contact sheet of them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from roadfeat.backend import get_backend  # noqa: E402
+from roadfeat.io import find_images, mask_path_for, read_image, read_mask  # noqa: E402
+from roadfeat.io import write_json_atomic  # noqa: E402
+from roadfeat.metrics import confusion, summarise  # noqa: E402
+from roadfeat.model import RoadModel, backend_resize_host  # noqa: E402
+from roadfeat.calibration import expected_iou_threshold  # noqa: E402
+from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
+from roadfeat.progress import progress  # noqa: E402
+
+
+def variants(model: RoadModel) -> dict:
+    """name -> (which map, threshold rule, post-processing)."""
+    post = model.post
+    fixed = (model.card.get("validation") or {}).get("best_fixed_threshold")
+    out = {"default": ("adapt" if model.adapt else "plain", None, post)}
+    if model.adapt:
+        out["no self-training"] = ("plain", None, post)
+    if fixed is not None:
+        out[f"fixed threshold {fixed:g}"] = (out["default"][0], fixed, post)
+        if model.adapt:
+            out[f"fixed threshold {fixed:g}, no self-training"] = ("plain", fixed, post)
+    out["no bridging"] = (out["default"][0], None, replace(post, bridge=False))
+    out["threshold only"] = (out["default"][0], None,
+                             replace(post, bridge=False, min_area_m2=0.0, max_hole_m2=0.0))
+    return out
+
+
+def contact_sheet(paths: list[Path], out: Path, cols: int = 4, width: int = 1536) -> None:
+    """One JPEG of overlay images in a grid, for docs."""
+    from PIL import Image
+
+    ims = [Image.open(p).convert("RGB") for p in paths]
+    w = width // cols
+    ims = [im.resize((w, int(im.height * w / im.width))) for im in ims]
+    h = max(im.height for im in ims)
+    rows = (len(ims) + cols - 1) // cols
+    sheet = Image.new("RGB", (w * cols, h * rows), "white")
+    for i, im in enumerate(ims):
+        sheet.paste(im, ((i % cols) * w, (i // cols) * h))
+    sheet.save(out, quality=80)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--val", default="bench_out/split/val", help="validation folder (split.py)")
+    ap.add_argument("--gsd", type=float, default=0.5)
+    ap.add_argument("--limit", type=int, default=None, help="first N tiles only (smoke runs)")
+    ap.add_argument("--out", default=None, help="JSON of every figure")
+    ap.add_argument("--overlays", default=None, help="folder for overlays and a contact sheet")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+
+    model = RoadModel.load(a.model)
+    cpu = get_backend("cpu")
+    images, errors = find_images(a.val)
+    if errors or not images:
+        print(f"bench_val: {a.val}: {len(images)} images, {len(errors)} unreadable", file=sys.stderr)
+        return 2
+    ids = sorted(images)[: a.limit]
+    table = variants(model)
+    counts = {name: {} for name in table}
+    seconds = []
+    overlay_paths = []
+    for k in progress(ids, "validation tiles", a.quiet):
+        rgb = read_image(images[k])
+        truth = read_mask(mask_path_for(images[k]), rgb.shape)
+        t = time.perf_counter()
+        inter: dict = {}
+        maps = {"adapt" if model.adapt else "plain":
+                model.probability(rgb, cpu, a.gsd, images[k], intermediates=inter)}
+        seconds.append(time.perf_counter() - t)
+        if model.adapt:
+            maps["plain"] = backend_resize_host(inter["calibrated"], rgb.shape[:2])
+        rules = {m: expected_iou_threshold(p) for m, p in maps.items()}
+        for name, (which, thr, post) in table.items():
+            mask = postprocess(maps[which], rules[which] if thr is None else thr, post, a.gsd)
+            counts[name][k] = confusion(mask, truth)
+            if name == "default" and a.overlays:
+                from roadfeat.report import write_overlay
+
+                p = Path(a.overlays) / f"{k}_overlay.png"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                write_overlay(p, rgb, mask, truth, max_side=384)
+                overlay_paths.append(p)
+
+    result = {"date": datetime.date.today().isoformat(), "model": str(Path(a.model).resolve()),
+              "validation_folder": str(Path(a.val)), "tiles": ids,
+              "model_validation_mean_iou": (model.card.get("validation") or {}).get("mean_iou"),
+              "seconds_per_tile_probability": float(np.mean(seconds)), "variants": {}}
+    print(f"\n{len(ids)} validation tiles, model {a.model}\n")
+    print("| variant | mean per-image IoU | pooled IoU | precision | recall |")
+    print("|---|---|---|---|---|")
+    for name in table:
+        s = summarise([counts[name][k] for k in ids])
+        s["per_image_iou"] = {k: counts[name][k].iou for k in ids}
+        result["variants"][name] = s
+        print(f"| {name} | {s['mean_iou']:.4f} | {s['pooled_iou']:.4f} | "
+              f"{s['precision']:.4f} | {s['recall']:.4f} |")
+    if a.overlays and overlay_paths:
+        contact_sheet(overlay_paths, Path(a.overlays) / "contact_sheet.jpg")
+    if a.out:
+        write_json_atomic(a.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
