@@ -143,6 +143,29 @@ def _load(im: Image.Image, path: Path) -> Image.Image:
     return im
 
 
+_EXIF_ORIENTATION = 274
+
+
+def _warn_orientation(im: Image.Image, path: Path) -> None:
+    """Warn when viewers would rotate or mirror the image (EXIF orientation 2 to 8).
+
+    roadfeat reads the stored pixels as they are, so its mask lines up with
+    them, as GIS tools and the challenge's masks do, but not with a viewer
+    that applies the tag.
+    """
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # unreadable EXIF: nothing to apply
+        return
+    if value not in (None, 1):
+        import logging
+
+        logging.getLogger("roadfeat").warning(
+            "%s: EXIF orientation %s, which viewers rotate or mirror; roadfeat reads the "
+            "stored pixels unrotated, so the mask lines up with those, not with the view",
+            path, value)
+
+
 def read_image(path) -> np.ndarray:
     """Read an RGB image as ``uint8`` of shape (H, W, 3).
 
@@ -152,6 +175,7 @@ def read_image(path) -> np.ndarray:
     """
     path = Path(path)
     im = _load(_open(path), path)
+    _warn_orientation(im, path)
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
         raise InputError(path, f"{mode} image: only 8-bit images are supported; "

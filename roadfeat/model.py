@@ -30,6 +30,7 @@ import numpy as np
 from .adapt import AdaptParams, adapt
 from .backend import Backend, backend_of, to_host
 from .calibration import apply_platt, expected_iou_threshold
+from .card import EXPECTED_IOU, check_card
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
@@ -41,8 +42,6 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model"
 MODEL_FILE = "model.txt"
 CONTEXT_MODEL_FILE = "context_model.txt"
 CARD_FILE = "card.json"
-#: The card's threshold for the per-image rule.
-EXPECTED_IOU = "expected-iou"
 
 
 def feature_matrix(stack) -> np.ndarray:
@@ -77,9 +76,7 @@ class RoadModel:
         if not folder.is_dir():
             raise InputError(folder, "model folder not found")
         card = read_json(card_path)
-        for key in ("spec", "feature_names", "threshold", "post"):
-            if key not in card:
-                raise InputError(card_path, f"model card has no {key!r}")
+        check_card(card, card_path)
         try:
             names = validate_spec(card["spec"])
             extra = context_names(card["spec"])
@@ -88,13 +85,6 @@ class RoadModel:
         if names != card["feature_names"] or extra != card.get("context_names", []):
             raise InputError(card_path, "cannot reproduce this model's features: the spec now "
                                         "yields different feature names than it was trained with")
-        t = card["threshold"]
-        if not (t == EXPECTED_IOU or (isinstance(t, (int, float)) and 0 <= t <= 1)):
-            raise InputError(card_path, f"threshold must be a number in [0, 1] or "
-                                        f"{EXPECTED_IOU!r}, not {t!r}")
-        if not isinstance(card.get("adapt") or {}, dict):
-            raise InputError(card_path, f"'adapt' must be an object or null, "
-                                        f"not {card['adapt']!r}")
         booster = _load_booster(folder / MODEL_FILE, len(names))
         context = (_load_booster(folder / CONTEXT_MODEL_FILE, len(names) + len(extra))
                    if extra else None)

@@ -145,3 +145,18 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_that_viewers_rotate_is_read_unrotated_with_a_warning(tmp_path, caplog):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:5] = 255
+    exif = Image.Exif()
+    exif[274] = 6  # viewers rotate it 90 degrees clockwise
+    Image.fromarray(rgb).save(tmp_path / "r_sat.png", exif=exif)
+    Image.fromarray(rgb).save(tmp_path / "plain_sat.png")
+    with caplog.at_level("WARNING", logger="roadfeat"):
+        got = read_image(tmp_path / "r_sat.png")
+        read_image(tmp_path / "plain_sat.png")
+    assert got.shape == (20, 30, 3) and (got[:5] == 255).all()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "r_sat.png" in warned[0] and "orientation 6" in warned[0]
