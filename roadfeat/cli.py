@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="model folder made by train (default: the model shipped with "
                         "roadfeat, trained on 362 labelled DeepGlobe tiles)")
-    p.add_argument("--images", required=True, help="folder of <id>_sat.* images")
+    p.add_argument("--images", required=True,
+                   help="one image, or a folder of <id>_sat.* images and GeoTIFFs of any name")
     p.add_argument("--out", required=True,
-                   help="folder for <id>_mask.png (<id>_mask.tif for GeoTIFF inputs)")
+                   help="folder for <id>_mask.png (<stem>_mask.tif for GeoTIFF inputs)")
     p.add_argument("--submission", default=None, help="also write a submission zip here")
     p.add_argument("--gsd", type=float, default=None,
                    help="metres per pixel of images without georeferencing (default: the "
@@ -284,10 +285,11 @@ def cmd_predict(a) -> int:
 
 
 def _overlays(images_dir, masks_dir, out_dir, ids) -> None:
-    from .io import find_images, mask_path_for, read_image, read_mask
+    from .io import mask_path_for, read_image, read_mask
+    from .predict import find_inputs
     from .report import write_overlay
 
-    images, _ = find_images(images_dir)
+    images, _ = find_inputs(images_dir)
     for k in ids:
         rgb = read_image(images[k])
         pred = read_mask(Path(masks_dir) / f"{k}_mask.png", rgb.shape)

@@ -36,8 +36,23 @@ def env():
 
 
 def is_geotiff(path) -> bool:
-    """True for a ``.tif``/``.tiff`` path when rasterio can be used to read it."""
-    return Path(path).suffix.lower() in GEO_EXTS and available()
+    """True for a georeferenced one-page ``.tif``/``.tiff`` when rasterio is available.
+
+    Georeferenced means a CRS or a transform other than the identity. Other
+    TIFFs take the plain-image path (a PNG mask), as any image does. A file
+    rasterio cannot open counts as one, so that its reader names the fault.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in GEO_EXTS or not available():
+        return False
+    import rasterio
+
+    try:
+        with env(), _quiet_warnings(), rasterio.open(path) as ds:
+            georef = ds.crs is not None or not ds.transform.is_identity
+            return georef and not ds.subdatasets  # several pages are listed as subdatasets
+    except Exception:
+        return True
 
 
 class RasterSource:

@@ -15,13 +15,21 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .extract import RunReport
-from .io import (InputError, atomic_path, file_digest, find_images, read_image, read_json,
-                 write_json_atomic, write_mask)
+from .io import (InputError, atomic_path, file_digest, find_images, image_id, read_image,
+                 read_json, write_json_atomic, write_mask)
 from .model import RoadModel
 from .runner import map_images
 from .scene import DEFAULT_WINDOW, ArraySource, predict_windows
 
 STATE = ".roadfeat-predict.json"
+
+
+def find_inputs(images) -> tuple[dict, dict]:
+    """Inputs of ``predict``: one file, or a folder's ``<id>_sat.*`` images and any TIFF."""
+    images = Path(images)
+    if images.is_file():
+        return {image_id(images): images}, {}
+    return find_images(images, any_tiff=True)
 
 
 def mask_name(image_id: str) -> str:
@@ -102,11 +110,12 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
     :func:`predict_one`.
     """
     out_dir = Path(out_dir)
-    if out_dir.resolve() == Path(images_dir).resolve():
+    folder = Path(images_dir).parent if Path(images_dir).is_file() else Path(images_dir)
+    if out_dir.resolve() == folder.resolve():
         # Masks written there would overwrite the truth <id>_mask.png beside the images.
         raise InputError(out_dir, "--out is the --images folder; predicted masks would "
                                   "overwrite the <id>_mask.png files there: choose another --out")
-    images, errors = find_images(images_dir)
+    images, errors = find_inputs(images_dir)
     report = RunReport(failed={k: str(e) for k, e in errors.items()})
     fp = model.fingerprint()
     state_path = out_dir / STATE

@@ -150,3 +150,39 @@ def test_16_bit_geotiff_is_refused_by_name(tmp_path):
         ds.write(np.zeros((3, 32, 32), np.uint16))
     with pytest.raises(InputError, match=r"x_sat\.tif: uint16 raster"):
         RasterSource(tmp_path / "x_sat.tif")
+
+
+def test_geotiffs_of_any_name_and_a_single_file_are_predicted(plain_model, scene, tmp_path):
+    rgb, _ = scene
+    small = np.ascontiguousarray(rgb[:128, :128])
+    (tmp_path / "in").mkdir()
+    write_tif(tmp_path / "in" / "scene.tif", small, gsd=0.5)
+    write_tif(tmp_path / "in" / "kathmandu_2024.tiff", small, gsd=0.5)
+    write_tif(tmp_path / "in" / "old_mask.tif", small, gsd=0.5)  # a mask, not an input
+    assert predict(plain_model, tmp_path / "in", tmp_path / "out") == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_mask*")) == [
+        "kathmandu_2024_mask.tif", "scene_mask.tif"]
+    with rasterio.open(tmp_path / "out" / "scene_mask.tif") as ds:
+        assert ds.crs.to_string() == "EPSG:32633"
+    # One file as --images.
+    assert predict(plain_model, tmp_path / "in" / "scene.tif", tmp_path / "one") == 0
+    assert [p.name for p in (tmp_path / "one").glob("*_mask*")] == ["scene_mask.tif"]
+
+
+def test_tiffs_without_georeferencing_or_with_pages_take_the_plain_path(plain_model, scene,
+                                                                        tmp_path, caplog):
+    from PIL import Image
+
+    rgb, _ = scene
+    small = np.ascontiguousarray(rgb[:128, :128])
+    (tmp_path / "in").mkdir()
+    write_tif(tmp_path / "in" / "flat_sat.tif", small)  # no CRS, no transform
+    pages = [Image.fromarray(small), Image.fromarray(small[::-1].copy())]
+    pages[0].save(tmp_path / "in" / "pages_sat.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level("WARNING", logger="roadfeat"):
+        assert predict(plain_model, tmp_path / "in", tmp_path / "out") == 0
+    for k in ("flat", "pages"):
+        mask = np.asarray(Image.open(tmp_path / "out" / f"{k}_mask.png"))
+        assert mask.shape == (128, 128, 3)
+    assert not list((tmp_path / "out").glob("*_mask.tif"))
+    assert "pages_sat.tif: 2 pages; used page 1" in caplog.text

@@ -160,3 +160,21 @@ def test_an_image_that_viewers_rotate_is_read_unrotated_with_a_warning(tmp_path,
     assert got.shape == (20, 30, 3) and (got[:5] == 255).all()
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "r_sat.png" in warned[0] and "orientation 6" in warned[0]
+
+
+def test_size_limit_is_roadfeats_not_pillows(tmp_path, monkeypatch):
+    # A 10000^2 scene is over Pillow's default guard (89 M pixels) but within
+    # roadfeat's documented 20000^2; Pillow's guard must not decide.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    p = _save(tmp_path / "a_sat.png", _rgb())
+    assert read_image(p).shape[:2] == _rgb().shape[:2]
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+    big = tmp_path / "b_sat.png"
+    big.write_bytes(_png_header_only(10000, 10000))
+    with pytest.raises(InputError) as err:
+        read_image(big)
+    assert "decompression bomb" not in str(err.value)  # refused only as truncated
+    bomb = tmp_path / "c_sat.png"
+    bomb.write_bytes(_png_header_only(30000, 20000))
+    with pytest.raises(InputError, match=r"30000x20000, over the 400000000 pixel limit"):
+        read_image(bomb)
