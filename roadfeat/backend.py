@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -39,8 +40,13 @@ class Backend:
     erode: Callable[[Any, np.ndarray], Any]
     dilate: Callable[[Any, np.ndarray], Any]
     #: Road probability (h, w) of a LightGBM booster over a (F, h, w) stack,
-    #: on this backend: LightGBM itself on the CPU, :mod:`roadfeat.forest` on the GPU.
+    #: on this backend: :mod:`roadfeat.compiled_trees` on the CPU (LightGBM's own
+    #: predict where compiling is not possible), :mod:`roadfeat.forest` on the GPU.
     trees: Callable[[Any, Any], Any]
+    #: ``pmap(fn, items)``: ``fn`` over independent items, results yielded in
+    #: order; on the CPU a thread per core (OpenCV, SciPy's FFT and tl2cgen
+    #: release the GIL), at most one batch of results held at once.
+    pmap: Callable[[Callable, Any], Any]
 
     def asarray(self, a, dtype=None):
         return self.xp.asarray(a, dtype=dtype)
@@ -81,9 +87,38 @@ def _cpu_morph(op):
 
 
 def _cpu_trees(booster, stack):
-    # A (h*w, F) view in Fortran order: LightGBM reads it without a copy.
-    X = stack.reshape(stack.shape[0], -1).T
-    return booster.predict(X).astype(np.float32).reshape(stack.shape[1:])
+    from .compiled_trees import predictor_of
+
+    return predictor_of(booster)(stack.reshape(stack.shape[0], -1)).reshape(stack.shape[1:])
+
+
+def cpu_threads() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def _pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(cpu_threads(), thread_name_prefix="roadfeat")
+
+
+def _cpu_pmap(fn, items):
+    items = list(items)
+    n = cpu_threads()
+    if n < 2 or len(items) < 2:
+        yield from map(fn, items)
+        return
+    for i in range(0, len(items), n):
+        yield from _pool().map(fn, items[i:i + n])
+
+
+def _serial_map(fn, items):
+    yield from map(fn, items)
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,7 +127,7 @@ def _cpu_backend() -> Backend:
     import scipy.fft
 
     return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize,
-                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees)
+                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees, _cpu_pmap)
 
 
 # --------------------------------------------------------------------- GPU
@@ -157,7 +192,8 @@ def _gpu_backend() -> Backend:
     import cupyx.scipy.fft
 
     return Backend("gpu", cupy, cupyx.scipy.fft, _gpu_gaussian, _gpu_resize,
-                   _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"), _gpu_trees)
+                   _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"), _gpu_trees,
+                   _serial_map)
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from .adapt import AdaptParams, adapt
 from .backend import Backend, backend_of, to_host
 from .calibration import apply_platt, expected_iou_threshold
 from .card import EXPECTED_IOU, check_card
+from .compiled_trees import attach
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
@@ -212,6 +213,7 @@ def _load_booster(path: Path, n_features: int):
         booster = lgb.Booster(model_str=text.decode())
     except Exception as exc:
         raise InputError(path, f"not a valid LightGBM model ({str(exc).splitlines()[0][:120]})") from None
+    attach(booster, path.parent)
     if booster.num_feature() != n_features:
         raise InputError(path, f"model expects {booster.num_feature()} features but its "
                                f"card's spec yields {n_features}")

@@ -63,3 +63,18 @@ def test_the_gpu_gaussian_recipe_equals_opencv_on_the_cpu():
         recipe = ndi.convolve1d(ndi.convolve1d(img, k, axis=0, mode="reflect"), k, axis=1,
                                 mode="reflect")
         np.testing.assert_allclose(recipe, cpu.gaussian(img, sigma), atol=2e-6)
+
+
+def test_pmap_yields_every_result_in_order_and_features_equal_serial(monkeypatch):
+    import roadfeat.backend as backend
+    from roadfeat.features import compute_features
+    from roadfeat.features.spec import DEFAULT_SPEC
+    from roadfeat.synth import make_scene
+
+    bk = get_backend("cpu")
+    assert list(bk.pmap(lambda x: x * x, range(11))) == [x * x for x in range(11)]
+    rgb, _ = make_scene(np.random.default_rng(5), 128)
+    threaded = compute_features(rgb, DEFAULT_SPEC, bk, 0.5)
+    monkeypatch.setattr(backend, "cpu_threads", lambda: 1)
+    serial = compute_features(rgb, DEFAULT_SPEC, bk, 0.5)
+    np.testing.assert_array_equal(threaded, serial)

@@ -58,11 +58,11 @@ def filter_bank(img, kernels, keys, real: bool = True):
     shape = tuple(next_fast_len(s, real=True) for s in padded.shape)
     padded = xp.pad(padded, ((0, shape[0] - padded.shape[0]), (0, shape[1] - padded.shape[1])))
     fimg = bk.fft.rfft2(padded) if real else bk.fft.fft2(padded)
-    for kernel, key in zip(kernels, keys):
-        spec = _kernel_spectrum(bk, key, kernel, shape, real)
-        if real:
-            out = bk.fft.irfft2(fimg * spec, s=shape)
-        else:
-            out = bk.fft.ifft2(fimg * spec)
-        yield out[pad:pad + h, pad:pad + w]
+    spectra = [_kernel_spectrum(bk, key, kernel, shape, real) for kernel, key in zip(kernels, keys)]
+
+    def convolve(spec):
+        out = bk.fft.irfft2(fimg * spec, s=shape) if real else bk.fft.ifft2(fimg * spec)
+        return out[pad:pad + h, pad:pad + w]
+
+    yield from bk.pmap(convolve, spectra)
 

@@ -77,12 +77,16 @@ def disc_tophats(img, diameter: int):
 
 def _over_orientations(img, length: int, n_orient: int, first, second):
     """Supremum and infimum over orientations of ``second(first(img))`` by segments."""
-    xp = backend_of(img).xp
+    bk = backend_of(img)
+    xp = bk.xp
     padded, inner = _padded(img, 2 * (int(length) // 2))
+
+    def residue(theta):
+        fp = line_footprint(int(length), theta)
+        return second(first(padded, fp), fp)[inner]
+
     sup = inf = None
-    for t in (np.pi * i / n_orient for i in range(n_orient)):
-        fp = line_footprint(int(length), t)
-        o = second(first(padded, fp), fp)[inner]
+    for o in bk.pmap(residue, [np.pi * i / n_orient for i in range(n_orient)]):
         sup = o if sup is None else xp.maximum(sup, o)
         inf = o if inf is None else xp.minimum(inf, o)
     return sup, inf
