@@ -5,10 +5,11 @@ Scenes are GeoTIFFs (0.5 m, UTM) made by mirror-tiling one real tile, written
 window by window so that making them needs no more memory than reading them.
 Each scene is predicted by ``roadfeat predict`` in a fresh process, which
 reports its own peak resident memory; the peak should not grow with the
-scene.
+scene, and must stay under :func:`roadfeat.scene.memory_bound` for the model
+and the window (the run exits 1 if one does not).
 
-    python benchmarks/bench_scene.py --model models/dg \\
-        --image ../shared/data/deepglobe/train/104_sat.jpg --sizes 2048,5000,20000
+    python benchmarks/bench_scene.py --model roadfeat/data/default_model \\
+        --image ../shared/data/deepglobe/train/104_sat.jpg --sizes 6144,20000 --windows 1024,2048
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.io import read_image  # noqa: E402
+from roadfeat.model import RoadModel  # noqa: E402
+from roadfeat.scene import memory_bound  # noqa: E402
 
 RUN = ("import resource, sys\nfrom roadfeat.cli import main\nrc = main(sys.argv[1:])\n"
        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
@@ -63,12 +67,13 @@ def main(argv=None):
     ap.add_argument("--model", required=True)
     ap.add_argument("--image", required=True, help="a real tile to mirror into scenes")
     ap.add_argument("--sizes", default="2048,5000,20000")
-    ap.add_argument("--window", type=int, default=2048)
+    ap.add_argument("--windows", default="2048", help="--window values, each run on each size")
     ap.add_argument("--work", default="bench_out/scene")
     ap.add_argument("--out", default="bench_out/scene.json")
     args = ap.parse_args(argv)
 
     tile = read_image(args.image)
+    model = RoadModel.load(args.model)
     rows = []
     for size in map(int, args.sizes.split(",")):
         d = Path(args.work) / str(size)
@@ -76,26 +81,35 @@ def main(argv=None):
         scene = d / "in" / "scene_sat.tif"
         if not scene.exists():
             write_scene(scene, tile, size)
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", RUN, "predict", "--model", args.model,
-                               "--images", str(d / "in"), "--out", str(d / f"out-{time.time_ns()}"),
-                               "--device", "cpu", "--window", str(args.window), "--quiet"],
-                              capture_output=True, text=True)
-        secs = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"predict failed on {scene}: {proc.stderr.strip()[-500:]}")
-        peak = int(proc.stderr.split("PEAK_RSS_KB")[1].split()[0]) / 1024 ** 2
-        row = {"size": size, "mpx": size * size / 1e6, "seconds": secs, "peak_rss_gib": peak,
-               "s_per_mpx": secs / (size * size / 1e6), "window": args.window}
-        rows.append(row)
-        print(f"{size}²: {secs:.1f} s, {row['s_per_mpx']:.2f} s/Mpx, peak RSS {peak:.2f} GiB",
-              flush=True)
-    os.makedirs(Path(args.out).parent, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
-    print("\n| scene | Mpx | seconds | s per Mpx | peak RSS GiB |\n|---|---|---|---|---|")
+        for window in map(int, args.windows.split(",")):
+            out = d / f"out-{time.time_ns()}"
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", RUN, "predict", "--model", args.model,
+                                   "--images", str(d / "in"), "--out", str(out),
+                                   "--device", "cpu", "--window", str(window), "--quiet"],
+                                  capture_output=True, text=True)
+            secs = time.perf_counter() - t
+            if proc.returncode != 0:
+                sys.exit(f"predict failed on {scene}: {proc.stderr.strip()[-500:]}")
+            shutil.rmtree(out)
+            peak = int(proc.stderr.split("PEAK_RSS_KB")[1].split()[0]) / 1024 ** 2
+            bound = memory_bound(model, 0.5, window) / 2**30
+            row = {"size": size, "mpx": size * size / 1e6, "window": window, "seconds": secs,
+                   "s_per_mpx": secs / (size * size / 1e6), "peak_rss_gib": peak,
+                   "bound_gib": bound}
+            rows.append(row)
+            print(f"{size}², window {window}: {secs:.1f} s, {row['s_per_mpx']:.2f} s/Mpx, "
+                  f"peak RSS {peak:.2f} GiB (bound {bound:.2f})", flush=True)
+            os.makedirs(Path(args.out).parent, exist_ok=True)
+            Path(args.out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
+    print("\n| scene | Mpx | --window | seconds | s per Mpx | peak RSS GiB | bound GiB |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']}² | {r['mpx']:.0f} | {r['seconds']:.0f} | {r['s_per_mpx']:.2f} "
-              f"| {r['peak_rss_gib']:.2f} |")
+        print(f"| {r['size']}² | {r['mpx']:.0f} | {r['window']} | {r['seconds']:.0f} | "
+              f"{r['s_per_mpx']:.2f} | {r['peak_rss_gib']:.2f} | {r['bound_gib']:.2f} |")
+    over = [r for r in rows if r["peak_rss_gib"] > r["bound_gib"]]
+    if over:
+        sys.exit(f"bench_scene: peak memory over the bound for {len(over)} run(s)")
 
 
 if __name__ == "__main__":

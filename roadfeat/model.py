@@ -33,7 +33,7 @@ from .calibration import apply_platt, expected_iou_threshold
 from .card import EXPECTED_IOU, check_card
 from .compiled_trees import attach
 from .features import (SpecError, apply_support, compute_context, compute_features,
-                       context_names, has_context, validate_spec)
+                       context_names, has_context, needed_names, validate_spec)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
 from .postprocess import PostParams, postprocess
 
@@ -68,6 +68,22 @@ class RoadModel:
         self.names = validate_spec(card["spec"])
         if has_context(card["spec"]) and context_booster is None:
             raise ValueError("a spec with context needs the context booster")
+        self.needed = self._needed()
+
+    def _needed(self):
+        """Feature names that predicting needs (None: all): those the trees split on.
+
+        Self-training fits a new booster on every image feature, so with it all
+        image features are needed.
+        """
+        boosters = [(self.booster, self.names)]
+        if self.context_booster is not None:
+            boosters.append((self.context_booster, self.names + context_names(self.card["spec"])))
+        used = set(self.names) if self.card.get("adapt") else set()
+        for booster, names in boosters:
+            split = booster.feature_importance("split")
+            used.update(n for n, k in zip(names, split) if k > 0)
+        return needed_names(self.card["spec"], used)
 
     # ------------------------------------------------------------------ io
     @classmethod
@@ -153,12 +169,14 @@ class RoadModel:
         """
         gsd = self.train_gsd if gsd is None else gsd
         spec = self.card["spec"]
+        # Features no tree uses stay zeros, unless the caller asks for the stacks.
+        needed = self.needed if intermediates is None else None
         with _stage(timings, "features"):
-            image_stack = compute_features(rgb, spec, backend, gsd)
+            image_stack = compute_features(rgb, spec, backend, gsd, needed)
         prob = self.stage_probability(self.booster, image_stack, where, timings)
         if self.context_booster is not None:
             with _stage(timings, "features"):
-                ctx = compute_context(backend.asarray(prob), spec)
+                ctx = compute_context(backend.asarray(prob), spec, needed)
                 stack = backend.xp.concatenate([image_stack, ctx])
             prob = self.stage_probability(self.context_booster, stack, where, timings)
             if intermediates is not None:

@@ -96,6 +96,41 @@ def halos(model: RoadModel, gsd: float) -> tuple[int, int]:
     return feat, post
 
 
+# Terms of memory_bound. Measured: 0.26 GiB after loading the shipped model
+# and predicting a small image (2026-12-06); the rest is headroom.
+_BASE_BYTES = 384 * 2**20
+# Working-resolution float32 planes besides the two stages' stacks: the cached
+# source channels (16), the FFT blocks and the responses in flight on each
+# thread, the padded arrays of the morphology threads, the probability maps.
+_SCRATCH_PLANES = 48
+# Input-resolution bytes per read pixel: the RGB read (3), its float32 copy
+# (12), and the probability and mask at input size (12).
+_READ_BYTES = 27
+
+
+def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> int:
+    """Bytes that predicting a scene of any size in ``window``-pixel cores may hold at peak.
+
+    One window is in memory at a time: its read (core plus both halos, see
+    :func:`halos`) at input resolution, and at the working resolution the
+    image stack (the model's F image features), the context stage's own
+    stack (F + C features) and its C context features, plus scratch planes;
+    on top, the process with its libraries and models, and the FFT kernel
+    spectra's cache at its cap. docs/SCENES.md states it, and
+    ``benchmarks/bench_scene.py`` holds measured peaks to it.
+    """
+    from .features import context_names
+    from .features.fftconv import _SPECTRA_MAX_BYTES
+    from .features.spec import working_shape
+
+    feat, post = halos(model, gsd)
+    read = window + 2 * (feat + post)
+    h, w = working_shape((read, read), gsd, float(model.card["spec"]["working_gsd"]))
+    f, c = len(model.names), len(context_names(model.card["spec"]))
+    planes = 2 * f + 2 * c + _SCRATCH_PLANES
+    return int(_BASE_BYTES + _SPECTRA_MAX_BYTES + 4 * planes * h * w + _READ_BYTES * read * read)
+
+
 def windows(shape, core: int, feat_halo: int, post_halo: int, step: int = 1) -> Iterator[Window]:
     """Cover ``shape`` with windows; sizes and halos are rounded up to ``step``."""
     up = lambda n: -(-n // step) * step  # noqa: E731

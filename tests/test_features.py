@@ -37,6 +37,23 @@ def test_fft_filter_bank_equals_spatial_convolution():
     np.testing.assert_allclose(out, ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(1100, 530), (513, 1500)])
+def test_fft_filter_bank_in_blocks_equals_spatial_convolution(shape):
+    # Wider than one block (512): overlap-save blocks, edge blocks partly outside.
+    img = rng.random(shape).astype(np.float32)
+    kernels = [rng.random((21, 21)).astype(np.float32), rng.random((5, 9)).astype(np.float32)]
+    keys = [("k-big", shape), ("k-small", shape)]  # a key names one kernel
+    outs = list(filter_bank(img, kernels, keys, real=True))
+    for out, k in zip(outs, kernels):
+        ref = ndi.correlate(img, k[::-1, ::-1], mode="reflect")
+        np.testing.assert_allclose(out, ref, atol=1e-3)
+    ck = (kernels[0] + 1j * kernels[0][::-1]).astype(np.complex64)
+    (out,) = filter_bank(img, [ck], [("k-complex", shape)], real=False)
+    ref = (ndi.correlate(img, ck.real[::-1, ::-1], mode="reflect")
+           + 1j * ndi.correlate(img, ck.imag[::-1, ::-1], mode="reflect"))
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+
+
 def test_lab_matches_skimage():
     rgb = rng.random((20, 20, 3)).astype(np.float32)
     L, a, b = rgb_to_lab(rgb)
@@ -183,3 +200,40 @@ def test_benchmark_specs_are_the_default_plus_entries(path):
         assert spec[section][:len(default[section])] == default[section]
     assert len(spec["features"]) + len(spec["context"]) > len(default["features"]) + len(
         default["context"])
+
+
+def test_only_needed_units_are_computed_and_their_rows_equal_the_full_stack(monkeypatch):
+    import dataclasses
+
+    from roadfeat.features import needed_names
+    from roadfeat.features import spec as spec_module
+    from roadfeat.synth import make_scene
+
+    spec = default_spec()
+    names = validate_spec(spec)
+    everything = names + context_names(spec)
+    assert needed_names(spec, everything) is None
+    # One Gabor output at one wavelength needs that wavelength's three outputs, no more.
+    needed = needed_names(spec, ["gabor_max_lum_w8", "lopen_prob_l41"])
+    assert needed == {"gabor_max_lum_w8", "gabor_mean_lum_w8", "gabor_range_lum_w8",
+                      "lopen_prob_l41"}
+
+    calls = []
+    for kind in ("gabor", "line_morph"):
+        k = spec_module.KINDS[kind]
+        monkeypatch.setitem(spec_module.KINDS, kind, dataclasses.replace(
+            k, compute=lambda src, e, k=k: calls.append((e["kind"], e[k.scale])) or k.compute(src, e)))
+    rgb, _ = make_scene(np.random.default_rng(4), 128)
+    full = compute_features(rgb, spec, CPU, 0.5)
+    calls.clear()
+    part = compute_features(rgb, spec, CPU, 0.5, needed)
+    assert calls == [("gabor", [8])]
+    for i, n in enumerate(names):
+        if n in needed:
+            np.testing.assert_array_equal(part[i], full[i])
+        else:
+            assert not part[i].any(), n
+    prob = full[0] * 0.5
+    ctx_full, ctx_part = compute_context(prob, spec), compute_context(prob, spec, needed)
+    for i, n in enumerate(context_names(spec)):
+        assert np.array_equal(ctx_part[i], ctx_full[i]) if n in needed else not ctx_part[i].any()

@@ -130,6 +130,8 @@ class Kind:
     radius: Callable[[dict], int]
     #: Only sources in [0, 1] (:data:`UNIT_SOURCES`).
     unit_sources: bool = False
+    #: The parameter listing scales that are computed one by one (None: all at once).
+    scale: str | None = None
 
 
 def _fmt(x) -> str:
@@ -247,31 +249,33 @@ def _morph_radius(e, key="lengths"):
 KINDS: dict[str, Kind] = {
     "colour": Kind(("sources",), _colour_names, _colour, lambda e: 0),
     "gaussian": Kind(("sources", "sigmas"), _per_scale(["gauss"], "sigmas", "s"), _gaussian,
-                     _gauss_radius("sigmas")),
+                     _gauss_radius("sigmas"), scale="sigmas"),
     "local_std": Kind(("sources", "sigmas"), _per_scale(["std"], "sigmas", "s"), _local_std,
-                      _gauss_radius("sigmas")),
+                      _gauss_radius("sigmas"), scale="sigmas"),
     "pantex": Kind(("sources", "sigmas"), _per_scale(["pantex"], "sigmas", "s"), _pantex,
-                   _gauss_radius("sigmas", 2)),
+                   _gauss_radius("sigmas", 2), scale="sigmas"),
     "gradient": Kind(("sources", "sigmas"), _per_scale(["grad"], "sigmas", "s"), _gradient,
-                     _gauss_radius("sigmas", 1)),
+                     _gauss_radius("sigmas", 1), scale="sigmas"),
     "hessian": Kind(("sources", "sigmas"),
                     _per_scale(["hess_lmax", "hess_lmin", "ridge_bright", "ridge_dark"],
-                               "sigmas", "s"), _hessian, _gauss_radius("sigmas", 2)),
+                               "sigmas", "s"), _hessian, _gauss_radius("sigmas", 2),
+                    scale="sigmas"),
     "gabor": Kind(("sources", "wavelengths", "n_orient"),
                   _per_scale(["gabor_max", "gabor_mean", "gabor_range"], "wavelengths", "w"),
-                  _gabor, _gabor_radius),
+                  _gabor, _gabor_radius, scale="wavelengths"),
     "line": Kind(("sources", "lengths", "n_orient"),
                  _per_scale(["line_max", "line_min", "line_aniso"], "lengths", "l"), _line,
-                 _line_radius),
+                 _line_radius, scale="lengths"),
     "line_morph": Kind(("sources", "lengths", "n_orient"),
                        _per_scale(["lmorph_bright", "lmorph_dark", "lmorph_bright_aniso",
                                    "lmorph_dark_aniso"], "lengths", "l"), _line_morph,
-                       _morph_radius),
+                       _morph_radius, scale="lengths"),
     "disc_tophat": Kind(("sources", "diameters"),
                         _per_scale(["tophat_bright", "tophat_dark"], "diameters", "d"),
-                        _disc_tophat, lambda e: _morph_radius(e, "diameters")),
+                        _disc_tophat, lambda e: _morph_radius(e, "diameters"), scale="diameters"),
     "line_open": Kind(("sources", "lengths", "n_orient"),
-                      _per_scale(["lopen"], "lengths", "l"), _line_open, _morph_radius),
+                      _per_scale(["lopen"], "lengths", "l"), _line_open, _morph_radius,
+                      scale="lengths"),
     "path_open": Kind(("sources", "lengths", "levels"), _per_scale(["popen"], "lengths", "l"),
                       _path_open, lambda e: int(max(e["lengths"])), unit_sources=True),
     "channel": Kind(("sources",), lambda e: list(e["sources"]), _channel, lambda e: 0),
@@ -393,7 +397,8 @@ def working_shape(shape, input_gsd: float, working_gsd: float) -> tuple[int, int
     return max(1, int(round(shape[0] * f))), max(1, int(round(shape[1] * f)))
 
 
-def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: float = 0.5):
+def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: float = 0.5,
+                     needed=None):
     """Feature stack of one image.
 
     Parameters
@@ -405,6 +410,9 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
         Where to compute; the result lives there too.
     input_gsd : float
         Metres per pixel of ``rgb``.
+    needed : collection of str, optional
+        Feature names to compute (see :func:`needed_names`); the rows of the
+        others are zeros. All features by default.
 
     Returns
     -------
@@ -418,30 +426,64 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
     shape = working_shape(img.shape, input_gsd, spec["working_gsd"])
     if shape != img.shape[:2]:
         img = backend.resize(img, shape)
-    return _stack(Sources(xp.ascontiguousarray(img)), spec["features"], len(names), shape, xp)
+    return _stack(Sources(xp.ascontiguousarray(img)), spec["features"], len(names), shape, xp,
+                  needed)
 
 
-def _stack(src: Sources, entries, n: int, shape, xp):
-    """The (n, *shape) float32 stack of ``entries`` computed from ``src``, in name order."""
-    stack = xp.empty((n,) + tuple(shape), dtype=xp.float32)
-    i = 0
+def _units(entries):
+    """``(entry, names)`` for each source and scale of ``entries``: what is computed at once.
+
+    Their names, in order, are the entries' names.
+    """
     for e in entries:
-        for arr in KINDS[e["kind"]].compute(src, e):
-            stack[i] = arr
-            i += 1
+        kind = KINDS[e["kind"]]
+        for source in e["sources"]:
+            for scale in e[kind.scale] if kind.scale else [None]:
+                unit = dict(e, sources=[source])
+                if kind.scale:
+                    unit[kind.scale] = [scale]
+                yield unit, kind.names(unit)
+
+
+def _stack(src: Sources, entries, n: int, shape, xp, needed=None):
+    """The (n, *shape) float32 stack of ``entries`` computed from ``src``, in name order.
+
+    Units with no name in ``needed`` (when given) are not computed; their rows are zeros.
+    """
+    stack = (xp.empty if needed is None else xp.zeros)((n,) + tuple(shape), dtype=xp.float32)
+    i = 0
+    for unit, names in _units(entries):
+        if needed is None or not needed.isdisjoint(names):
+            for j, arr in enumerate(KINDS[unit["kind"]].compute(src, unit)):
+                stack[i + j] = arr
+        i += len(names)
     assert i == n, (i, n)
     return stack
 
 
-def compute_context(prob, spec: dict):
+def needed_names(spec: dict, used) -> frozenset | None:
+    """The feature names to compute so that the features named in ``used`` are right.
+
+    A unit (one source at one scale of an entry) is computed whole, so this
+    is every name of each unit that holds a used name. ``None`` (compute all)
+    when that is everything.
+    """
+    used = set(used)
+    entries = spec["features"] + spec.get("context", [])
+    needed = frozenset(n for _, names in _units(entries) if not used.isdisjoint(names)
+                       for n in names)
+    return None if len(needed) == sum(len(names) for _, names in _units(entries)) else needed
+
+
+def compute_context(prob, spec: dict, needed=None):
     """Context features of a first-stage probability map, (C, h, w) float32.
 
     ``prob`` is the (h, w) road probability at working resolution, on the
-    backend the result should live on.
+    backend the result should live on. ``needed`` as in :func:`compute_features`.
     """
     xp = backend_of(prob).xp
     src = Sources(given={"prob": xp.ascontiguousarray(prob, dtype=xp.float32)})
-    return _stack(src, spec.get("context", []), len(context_names(spec)), prob.shape, xp)
+    return _stack(src, spec.get("context", []), len(context_names(spec)), prob.shape, xp, needed)
 
 
 def apply_support(prob, spec: dict):

@@ -1,0 +1,35 @@
+"""RoadModel: what predicting computes."""
+
+import lightgbm as lgb
+import numpy as np
+
+from roadfeat.backend import get_backend
+from roadfeat.features import compute_features, without_context
+from roadfeat.model import RoadModel
+from roadfeat.synth import make_scene
+
+CPU = get_backend("cpu")
+
+
+def test_features_no_tree_uses_are_not_computed_and_change_nothing(trained):
+    base = RoadModel.load(trained / "model")
+    spec = without_context(base.card["spec"])
+    rgb, truth = make_scene(np.random.default_rng(6), 192)
+    stack = compute_features(rgb, spec, CPU, 0.5)
+    X = stack.reshape(stack.shape[0], -1).T.copy()
+    keep = [base.names.index(n) for n in ("gauss_lum_s4", "hess_lmax_lum_s2", "std_lum_s8")]
+    X[:, [i for i in range(X.shape[1]) if i not in keep]] = 0  # nothing else to split on
+    y = truth[::2, ::2].ravel()
+    booster = lgb.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1).fit(X, y).booster_
+    card = dict(base.card, spec=spec, context_names=[], adapt=None, calibration=None)
+    model = RoadModel(booster, card)
+
+    assert model.needed is not None
+    assert {base.names[i] for i in keep} <= model.needed < set(base.names)
+    pruned = model.probability(rgb, CPU)
+    full = model.probability(rgb, CPU, intermediates={})  # asks for every feature
+    np.testing.assert_array_equal(pruned, full)
+    assert 0 < pruned.min() < pruned.max() < 1
+
+    # Self-training fits a booster on every image feature: all are computed.
+    assert RoadModel(booster, dict(card, adapt={"rounds": 5})).needed is None
