@@ -237,3 +237,26 @@ def test_only_needed_units_are_computed_and_their_rows_equal_the_full_stack(monk
     ctx_full, ctx_part = compute_context(prob, spec), compute_context(prob, spec, needed)
     for i, n in enumerate(context_names(spec)):
         assert np.array_equal(ctx_part[i], ctx_full[i]) if n in needed else not ctx_part[i].any()
+
+
+def test_each_source_is_smoothed_once_per_scale(monkeypatch):
+    import hashlib
+
+    import cv2
+
+    from roadfeat.synth import make_scene
+
+    seen = []
+    blur = cv2.GaussianBlur
+
+    def counting(img, ksize, **kw):
+        seen.append((hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest(),
+                     kw.get("sigmaX")))
+        return blur(img, ksize, **kw)
+
+    rgb, _ = make_scene(np.random.default_rng(7), 96)
+    monkeypatch.setattr(cv2, "GaussianBlur", counting)
+    compute_features(rgb, default_spec(), CPU, 0.5)
+    assert len(seen) == len(set(seen)), "an image was smoothed twice at one scale"
+    # Gaussian, local std, gradient, Hessian and the ridge source all smooth lum at 2.
+    assert len(seen) >= 20

@@ -31,9 +31,12 @@ def hessian_eigenvalues(img, sigma: float):
     A bright line gives ``l_min << 0`` and ``l_max ~ 0``; a dark line gives
     ``l_max >> 0`` and ``l_min ~ 0``.
     """
-    bk = backend_of(img)
-    xp = bk.xp
-    g = bk.gaussian(img, sigma)
+    return smoothed_hessian_eigenvalues(backend_of(img).gaussian(img, sigma), sigma)
+
+
+def smoothed_hessian_eigenvalues(g, sigma: float):
+    """:func:`hessian_eigenvalues` of an image already smoothed at ``sigma`` (``g``)."""
+    xp = backend_of(g).xp
     hxx = _d2(g, 1)
     hyy = _d2(g, 0)
     hxy = _d1(_d1(g, 1), 0)
@@ -57,6 +60,9 @@ def ridge_measures(l_max, l_min):
 
 def gradient_magnitude(img, sigma: float):
     """Scale-normalised Gaussian gradient magnitude."""
-    bk = backend_of(img)
-    g = bk.gaussian(img, sigma)
-    return bk.xp.sqrt(_d1(g, 0) ** 2 + _d1(g, 1) ** 2) * sigma
+    return smoothed_gradient_magnitude(backend_of(img).gaussian(img, sigma), sigma)
+
+
+def smoothed_gradient_magnitude(g, sigma: float):
+    """:func:`gradient_magnitude` of an image already smoothed at ``sigma`` (``g``)."""
+    return backend_of(g).xp.sqrt(_d1(g, 0) ** 2 + _d1(g, 1) ** 2) * sigma

@@ -91,6 +91,23 @@ class Sources:
             self._cache[name] = self._compute(name)
         return self._cache[name]
 
+    # Intermediates that several kinds share, computed once per image.
+    def smoothed(self, name: str, sigma: float):
+        """Source ``name`` smoothed by a Gaussian of ``sigma``."""
+        key = ("smoothed", name, float(sigma))
+        if key not in self._cache:
+            img = self[name]
+            self._cache[key] = backend_of(img).gaussian(img, sigma)
+        return self._cache[key]
+
+    def hessian(self, name: str, sigma: float):
+        """Hessian eigenvalues ``(l_max, l_min)`` of source ``name`` at ``sigma``."""
+        key = ("hessian", name, float(sigma))
+        if key not in self._cache:
+            self._cache[key] = hessian.smoothed_hessian_eigenvalues(self.smoothed(name, sigma),
+                                                                     sigma)
+        return self._cache[key]
+
     def _compute(self, name: str):
         if self.rgb is None:
             raise SpecError(f"source {name!r} needs the image")
@@ -107,7 +124,7 @@ class Sources:
             xp = backend_of(self.rgb).xp
             best = None
             for s in _RIDGE_SIGMAS:
-                br, dk = hessian.ridge_measures(*hessian.hessian_eigenvalues(self["lum"], s))
+                br, dk = hessian.ridge_measures(*self.hessian("lum", s))
                 r = br if name == "ridge_bright" else dk
                 best = r if best is None else xp.maximum(best, r)
             return best
@@ -157,13 +174,13 @@ def _colour(src, e):
 def _gaussian(src, e):
     for s in e["sources"]:
         for sig in e["sigmas"]:
-            yield smoothing.local_mean(src[s], sig)
+            yield src.smoothed(s, sig)
 
 
 def _local_std(src, e):
     for s in e["sources"]:
         for sig in e["sigmas"]:
-            yield smoothing.local_std(src[s], sig)
+            yield smoothing.local_std(src[s], sig, src.smoothed(s, sig))
 
 
 def _pantex(src, e):
@@ -175,13 +192,13 @@ def _pantex(src, e):
 def _gradient(src, e):
     for s in e["sources"]:
         for sig in e["sigmas"]:
-            yield hessian.gradient_magnitude(src[s], sig)
+            yield hessian.smoothed_gradient_magnitude(src.smoothed(s, sig), sig)
 
 
 def _hessian(src, e):
     for s in e["sources"]:
         for sig in e["sigmas"]:
-            lmax, lmin = hessian.hessian_eigenvalues(src[s], sig)
+            lmax, lmin = src.hessian(s, sig)
             yield lmax
             yield lmin
             yield from hessian.ridge_measures(lmax, lmin)
