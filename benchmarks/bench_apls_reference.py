@@ -5,8 +5,8 @@ The registry's ``apls`` 0.1.0 does not install (it pins ``GDAL==2.4.0``), but
 its metric (``make_graphs`` and ``compute_apls_metric`` in ``apls/apls.py``)
 needs only networkx, NumPy, SciPy, shapely and utm. This loads that module
 from the unpacked wheel with stand-ins for the GIS modules it imports at the
-top and never calls on this path (``osgeo``, ``fiona``, ``geopandas``,
-``affine``), and scores the same graph pairs with both:
+top and never calls on this path (``osgeo``, ``fiona``, ``geopandas``), and
+scores the same graph pairs with both:
 
     pip download apls==0.1.0 --no-deps -d /tmp/apls && unzip /tmp/apls/*.whl -d /tmp/apls
     pip install --no-deps --target /tmp/apls_deps shapely utm
@@ -38,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def load_reference(apls_dir: Path, deps: Path):
     sys.path[:0] = [str(deps), str(apls_dir / "apls")]
-    for name in ("osgeo", "osgeo.gdal", "osgeo.ogr", "osgeo.osr", "fiona", "geopandas",
-                 "affine"):
+    for name in ("osgeo", "osgeo.gdal", "osgeo.ogr", "osgeo.osr", "fiona", "geopandas"):
         mod = types.ModuleType(name)
-        mod.__getattr__ = lambda attr, name=name: _unavailable(name, attr)
+        mod.__getattr__ = lambda attr, name=name: _Unavailable(f"{name}.{attr}")
         sys.modules.setdefault(name, mod)
     sys.modules["osgeo"].gdal = sys.modules["osgeo.gdal"]
     sys.modules["osgeo"].ogr = sys.modules["osgeo.ogr"]
@@ -55,18 +54,37 @@ def load_reference(apls_dir: Path, deps: Path):
     return apls
 
 
-def _unavailable(module, attr):
-    raise AttributeError(f"{module}.{attr} is a stand-in: the APLS metric path does not use it")
+class _Unavailable:
+    """A name the reference's modules touch at import time (default arguments);
+    using its value fails."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        return _Unavailable(f"{self.name}()")
+
+    def __getattr__(self, attr):
+        return _Unavailable(f"{self.name}.{attr}")
+
+    def _fail(self, *args):
+        raise RuntimeError(f"{self.name} is a stand-in: the APLS metric path does not use it")
+
+    __iter__ = __len__ = __bool__ = __getitem__ = _fail
 
 
-def to_reference_graph(g, gsd: float):
+def to_reference_graph(g, gsd: float, first_id: int = 0):
     """roadfeat's graph (pixel nodes, rows/cols geometry) as the reference expects it:
-    a MultiGraph in metres, nodes with x and y, edges with a shapely LineString."""
+    a MultiGraph in metres, nodes with x and y, edges with a shapely LineString.
+
+    The reference names inserted control points after the other graph's
+    nodes, so the two graphs' node ids must not overlap (``first_id``).
+    """
     import networkx as nx
     from shapely.geometry import LineString
 
     out = nx.MultiGraph()
-    ids = {n: i for i, n in enumerate(g.nodes)}
+    ids = {n: first_id + i for i, n in enumerate(g.nodes)}
     for n, i in ids.items():
         out.add_node(i, x=n[1] * gsd, y=-n[0] * gsd, osmid=i)
     for u, v, d in g.edges(data=True):
@@ -80,7 +98,7 @@ def reference_apls(ref, g_truth, g_pred, gsd: float, midpoints: bool) -> float:
     if g_truth.number_of_nodes() == 0 or g_pred.number_of_nodes() == 0:
         # The reference divides by zero here; both definitions score such pairs 0 or 1.
         return float(g_truth.number_of_nodes() == g_pred.number_of_nodes())
-    a, b = to_reference_graph(g_truth, gsd), to_reference_graph(g_pred, gsd)
+    a, b = to_reference_graph(g_truth, gsd), to_reference_graph(g_pred, gsd, 10**7)
     with contextlib.redirect_stdout(io.StringIO()):
         graphs = ref.make_graphs(a, b, weight="length", linestring_delta=50,
                                  is_curved_eps=-1 if midpoints else 10 ** 3, max_snap_dist=4,

@@ -33,7 +33,7 @@ from .calibration import apply_platt, expected_iou_threshold
 from .card import EXPECTED_IOU, check_card
 from .compiled_trees import attach
 from .features import (SpecError, apply_support, compute_context, compute_features,
-                       context_names, has_context, needed_names, validate_spec)
+                       context_names, has_context, needed_names, validate_spec, working_shape)
 from .io import InputError, read_json, write_bytes_atomic, write_json_atomic
 from .postprocess import PostParams, postprocess
 
@@ -171,13 +171,18 @@ class RoadModel:
         spec = self.card["spec"]
         # Features no tree uses stay zeros, unless the caller asks for the stacks.
         needed = self.needed if intermediates is None else None
+        n = len(self.names)
         with _stage(timings, "features"):
-            image_stack = compute_features(rgb, spec, backend, gsd, needed)
+            # One buffer for both stages: the context features complete the image
+            # features' rows, so the second stage's stack is never a copy.
+            shape = working_shape(rgb.shape[:2], gsd, spec["working_gsd"])
+            stack = backend.xp.empty((n + len(context_names(spec)),) + shape,
+                                     dtype=backend.xp.float32)
+            image_stack = compute_features(rgb, spec, backend, gsd, needed, out=stack[:n])
         prob = self.stage_probability(self.booster, image_stack, where, timings)
         if self.context_booster is not None:
             with _stage(timings, "features"):
-                ctx = compute_context(backend.asarray(prob), spec, needed)
-                stack = backend.xp.concatenate([image_stack, ctx])
+                ctx = compute_context(backend.asarray(prob), spec, needed, out=stack[n:])
             prob = self.stage_probability(self.context_booster, stack, where, timings)
             if intermediates is not None:
                 intermediates["context"] = to_host(ctx)

@@ -150,34 +150,38 @@ def _wait_for(path, proc, timeout=60):
         time.sleep(0.05)
 
 
-def test_two_processes_compiling_at_once_build_one_whole_library(tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    (tmp_path / "model").mkdir()
-    first = _slow_compile(tmp_path / "model", marks, "a", 2)
+@pytest.fixture
+def dirs(tmp_path):
+    """A model folder and a folder for the compiling processes' marks."""
+    for name in ("model", "marks"):
+        (tmp_path / name).mkdir()
+    return tmp_path / "model", tmp_path / "marks"
+
+
+def test_two_processes_compiling_at_once_build_one_whole_library(dirs):
+    model, marks = dirs
+    first = _slow_compile(model, marks, "a", 2)
     _wait_for(marks / "started-a", first)
-    second = _slow_compile(tmp_path / "model", marks, "b", 2)
+    second = _slow_compile(model, marks, "b", 2)
     outs = [p.communicate(timeout=120)[0].strip() for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0]
     assert outs == ["half-whole", "half-whole"]
     assert not (marks / "started-b").exists(), "the second process compiled again"
-    compiled = tmp_path / "model" / "compiled"
+    compiled = model / "compiled"
     assert len(list(compiled.glob("slow-*.lib"))) == 1
     assert not list(compiled.glob(".build-*"))
 
 
-def test_a_run_killed_mid_compile_leaves_no_library(tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    (tmp_path / "model").mkdir()
-    victim = _slow_compile(tmp_path / "model", marks, "a", 60)
+def test_a_run_killed_mid_compile_leaves_no_library(dirs):
+    model, marks = dirs
+    victim = _slow_compile(model, marks, "a", 60)
     _wait_for(marks / "started-a", victim)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
-    compiled = tmp_path / "model" / "compiled"
+    compiled = model / "compiled"
     assert not list(compiled.glob("slow-*.lib")) and not list(compiled.glob("slow-*.txt"))
     # The next run is not blocked by the dead one's lock, and builds the whole library.
-    again = _slow_compile(tmp_path / "model", marks, "b", 0)
+    again = _slow_compile(model, marks, "b", 0)
     assert again.communicate(timeout=120)[0].strip() == "half-whole"
     assert len(list(compiled.glob("slow-*.lib"))) == 1
 

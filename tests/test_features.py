@@ -260,3 +260,20 @@ def test_each_source_is_smoothed_once_per_scale(monkeypatch):
     assert len(seen) == len(set(seen)), "an image was smoothed twice at one scale"
     # Gaussian, local std, gradient, Hessian and the ridge source all smooth lum at 2.
     assert len(seen) >= 20
+
+
+def test_both_stages_fill_one_buffer():
+    from roadfeat.synth import make_scene
+
+    spec = default_spec()
+    n, c = len(validate_spec(spec)), len(context_names(spec))
+    rgb, _ = make_scene(np.random.default_rng(8), 96)
+    full = compute_features(rgb, spec, CPU, 0.5)
+    buf = np.full((n + c,) + full.shape[1:], np.nan, np.float32)
+    got = compute_features(rgb, spec, CPU, 0.5, out=buf[:n])
+    assert np.shares_memory(got, buf)
+    prob = full[0] * 0.5
+    compute_context(prob, spec, out=buf[n:])
+    np.testing.assert_array_equal(buf, np.concatenate([full, compute_context(prob, spec)]))
+    with pytest.raises(ValueError, match="out must be float32 of shape"):
+        compute_features(rgb, spec, CPU, 0.5, out=buf)

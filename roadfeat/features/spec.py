@@ -415,7 +415,7 @@ def working_shape(shape, input_gsd: float, working_gsd: float) -> tuple[int, int
 
 
 def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: float = 0.5,
-                     needed=None):
+                     needed=None, out=None):
     """Feature stack of one image.
 
     Parameters
@@ -430,6 +430,9 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
     needed : collection of str, optional
         Feature names to compute (see :func:`needed_names`); the rows of the
         others are zeros. All features by default.
+    out : (F, h, w) float32 array, optional
+        Where to write the stack (for instance the first rows of a larger
+        stack that the context features complete); a new array by default.
 
     Returns
     -------
@@ -444,7 +447,7 @@ def compute_features(rgb: np.ndarray, spec: dict, backend: Backend, input_gsd: f
     if shape != img.shape[:2]:
         img = backend.resize(img, shape)
     return _stack(Sources(xp.ascontiguousarray(img)), spec["features"], len(names), shape, xp,
-                  needed)
+                  needed, out)
 
 
 def _units(entries):
@@ -462,20 +465,27 @@ def _units(entries):
                 yield unit, kind.names(unit)
 
 
-def _stack(src: Sources, entries, n: int, shape, xp, needed=None):
+def _stack(src: Sources, entries, n: int, shape, xp, needed=None, out=None):
     """The (n, *shape) float32 stack of ``entries`` computed from ``src``, in name order.
 
-    Units with no name in ``needed`` (when given) are not computed; their rows are zeros.
+    Written into ``out`` when given. Units with no name in ``needed`` (when
+    given) are not computed; their rows are zeros.
     """
-    stack = (xp.empty if needed is None else xp.zeros)((n,) + tuple(shape), dtype=xp.float32)
+    if out is None:
+        out = xp.empty((n,) + tuple(shape), dtype=xp.float32)
+    elif out.shape != (n,) + tuple(shape) or out.dtype != xp.float32:
+        raise ValueError(f"out must be float32 of shape {(n,) + tuple(shape)}, not "
+                         f"{out.dtype} {out.shape}")
     i = 0
     for unit, names in _units(entries):
         if needed is None or not needed.isdisjoint(names):
             for j, arr in enumerate(KINDS[unit["kind"]].compute(src, unit)):
-                stack[i + j] = arr
+                out[i + j] = arr
+        else:
+            out[i:i + len(names)] = 0
         i += len(names)
     assert i == n, (i, n)
-    return stack
+    return out
 
 
 def needed_names(spec: dict, used) -> frozenset | None:
@@ -492,15 +502,17 @@ def needed_names(spec: dict, used) -> frozenset | None:
     return None if len(needed) == sum(len(names) for _, names in _units(entries)) else needed
 
 
-def compute_context(prob, spec: dict, needed=None):
+def compute_context(prob, spec: dict, needed=None, out=None):
     """Context features of a first-stage probability map, (C, h, w) float32.
 
     ``prob`` is the (h, w) road probability at working resolution, on the
-    backend the result should live on. ``needed`` as in :func:`compute_features`.
+    backend the result should live on. ``needed`` and ``out`` as in
+    :func:`compute_features`.
     """
     xp = backend_of(prob).xp
     src = Sources(given={"prob": xp.ascontiguousarray(prob, dtype=xp.float32)})
-    return _stack(src, spec.get("context", []), len(context_names(spec)), prob.shape, xp, needed)
+    return _stack(src, spec.get("context", []), len(context_names(spec)), prob.shape, xp, needed,
+                  out)
 
 
 def apply_support(prob, spec: dict):
