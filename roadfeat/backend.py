@@ -47,6 +47,10 @@ class Backend:
     #: order; on the CPU a thread per core (OpenCV, SciPy's FFT and tl2cgen
     #: release the GIL), at most one batch of results held at once.
     pmap: Callable[[Callable, Any], Any]
+    #: Core size (pixels) of the blocks FFT filter banks work in, or None for
+    #: whole images: small blocks keep the CPU's caches warm and the cost per
+    #: pixel flat; a GPU does best with one large transform.
+    fft_block: int | None = None
 
     def asarray(self, a, dtype=None):
         return self.xp.asarray(a, dtype=dtype)
@@ -127,7 +131,8 @@ def _cpu_backend() -> Backend:
     import scipy.fft
 
     return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize,
-                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees, _cpu_pmap)
+                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees, _cpu_pmap,
+                   fft_block=512)
 
 
 # --------------------------------------------------------------------- GPU

@@ -66,7 +66,7 @@ def attach(booster, model_dir) -> None:
 
 
 def engine_of(booster) -> str:
-    """``"tl2cgen"`` or ``"lightgbm"``: what :func:`predictor_of` scores this booster with."""
+    """The engine :func:`predictor_of` scores this booster with (``"lightgbm"`` for its own)."""
     return getattr(predictor_of(booster), "engine", "lightgbm")
 
 

@@ -3,9 +3,9 @@
 The image is transformed once; each kernel's spectrum is cached per
 (kernel, padded shape, backend), so a bank of N kernels costs one forward
 and N inverse transforms. The image is padded by reflection first, so the
-result equals a spatial convolution with ``reflect`` borders. Large images
-are transformed in blocks with overlapping halos (overlap-save), so the
-transforms keep one size.
+result equals a spatial convolution with ``reflect`` borders. On the CPU,
+large images are transformed in blocks with overlapping halos
+(overlap-save), so the transforms keep one size (``Backend.fft_block``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ from scipy.fft import next_fast_len
 from ..backend import backend_of
 
 _SPECTRA: dict = {}
-# Images wider than this are convolved in blocks of this core size (overlap-save),
-# so that FFT sizes, the kernel spectra and their cache stay those of one 1024²
-# tile at 0.5 m, whatever the image's size: cost per pixel stays flat.
-_BLOCK = 512
 # A byte cap (not a count) keeps the spectra of other shapes from piling up.
 _SPECTRA_MAX_BYTES = 768 * 2**20
 
@@ -59,13 +55,16 @@ def filter_bank(img, kernels, keys, real: bool = True):
     h, w = img.shape
     pad = max(max(k.shape) // 2 for k in kernels)
     padded = xp.pad(img.astype(xp.float32, copy=False), pad, mode="symmetric")
-    if max(h, w) <= _BLOCK:
+    # Blocks of the backend's size (overlap-save; on the CPU, that of one 1024²
+    # tile at 0.5 m), so FFT sizes and the cached spectra do not grow with the image.
+    block = bk.fft_block
+    if block is None or max(h, w) <= block:
         cores = [(0, 0, h, w)]
         shape = tuple(next_fast_len(n + 2 * pad, real=True) for n in (h, w))
     else:
-        cores = [(r, c, min(_BLOCK, h - r), min(_BLOCK, w - c))
-                 for r in range(0, h, _BLOCK) for c in range(0, w, _BLOCK)]
-        shape = (next_fast_len(_BLOCK + 2 * pad, real=True),) * 2
+        cores = [(r, c, min(block, h - r), min(block, w - c))
+                 for r in range(0, h, block) for c in range(0, w, block)]
+        shape = (next_fast_len(block + 2 * pad, real=True),) * 2
     forward = bk.fft.rfft2 if real else bk.fft.fft2
     blocks = []
     for r, c, bh, bw in cores:
