@@ -2,8 +2,9 @@
 """Predict time per stage against input size: does cost grow linearly with pixels?
 
 Inputs of 512², 1024², 2048² and 4096² are made by mirror-tiling one real
-tile (so the content stays realistic), then predicted with a trained model;
-the time per megapixel should stay flat.
+tile (so the content stays realistic), then predicted with a trained model,
+in ``--repeats`` rounds over all sizes (best of the rounds per stage); the
+time per megapixel should stay flat.
 
     python benchmarks/bench_scaling.py --model models/dg \\
         --image ../shared/data/deepglobe/train/104_sat.jpg
@@ -63,17 +64,21 @@ def main(argv=None):
     print("| size | " + " | ".join(STAGES) + " | total s | s per Mpx | vs 1024² per Mpx |")
     print("|---" * (len(STAGES) + 4) + "|")
     per_mpx = {}
-    for size in map(int, args.sizes.split(",")):
-        rgb = mirror_tile(base, size)
-        runs = [time_one(model, rgb, backend, args.gsd) for _ in range(args.repeats)]
-        st = {s: min(r[s] for r in runs) for s in STAGES}
+    sizes = [int(x) for x in args.sizes.split(",")]
+    images = {size: mirror_tile(base, size) for size in sizes}
+    # Rounds over all sizes, so that the machine's slow spells fall on every size alike.
+    runs = {size: [] for size in sizes}
+    for _ in range(args.repeats):
+        for size in sizes:
+            runs[size].append(time_one(model, images[size], backend, args.gsd))
+    for size in sizes:
+        st = {s: min(r[s] for r in runs[size]) for s in STAGES}
         total = sum(st.values())
         per_mpx[size] = total / (size * size / 1e6)
         ref = per_mpx.get(1024)
         print(f"| {size}² | " + " | ".join(f"{st[s]:.2f}" for s in STAGES)
               + f" | {total:.2f} | {per_mpx[size]:.2f} | "
               + (f"{per_mpx[size] / ref:.2f}" if ref else "–") + " |", flush=True)
-
 
 if __name__ == "__main__":
     main()

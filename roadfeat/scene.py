@@ -112,12 +112,12 @@ def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> 
     """Bytes that predicting a scene of any size in ``window``-pixel cores may hold at peak.
 
     One window is in memory at a time: its read (core plus both halos, see
-    :func:`halos`) at input resolution, and at the working resolution the
-    image stack (the model's F image features), the context stage's own
-    stack (F + C features) and its C context features, plus scratch planes;
-    on top, the process with its libraries and models, and the FFT kernel
-    spectra's cache at its cap. docs/SCENES.md states it, and
-    ``benchmarks/bench_scene.py`` holds measured peaks to it.
+    :func:`halos`) at input resolution, and at the working resolution the one
+    feature buffer of both stages (the model's F image and C context
+    features), plus scratch planes; on top, the process with its libraries
+    and models, and the FFT kernel spectra's cache at its cap.
+    docs/SCENES.md states it, and ``benchmarks/bench_scene.py`` holds
+    measured peaks to it.
     """
     from .features import context_names
     from .features.fftconv import _SPECTRA_MAX_BYTES
@@ -127,7 +127,7 @@ def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> 
     read = window + 2 * (feat + post)
     h, w = working_shape((read, read), gsd, float(model.card["spec"]["working_gsd"]))
     f, c = len(model.names), len(context_names(model.card["spec"]))
-    planes = 2 * f + 2 * c + _SCRATCH_PLANES
+    planes = f + c + _SCRATCH_PLANES
     return int(_BASE_BYTES + _SPECTRA_MAX_BYTES + 4 * planes * h * w + _READ_BYTES * read * read)
 
 

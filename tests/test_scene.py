@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from roadfeat.backend import get_backend
-from roadfeat.features import compute_features
+from roadfeat.features import compute_features, without_context
 from roadfeat.features.spec import receptive_radius
 from roadfeat.model import RoadModel
 from roadfeat.scene import grid_step, halos, predict_array, windows
@@ -103,3 +103,17 @@ def test_predict_nodata_fill_is_never_road_and_redoes_masks_of_another_value(
     assert not masks["nodata"][:, :200].any() and masks["nodata"][:, 200:].any()
     assert "1 done, 0 reused" in masks["nodata-log"]  # not the plain run's mask
     assert "0 done, 1 reused" in masks["again-log"]
+
+
+def test_memory_bound_grows_with_the_window_and_the_model():
+    from roadfeat.model import DEFAULT_MODEL
+    from roadfeat.scene import memory_bound
+
+    model = RoadModel.load(DEFAULT_MODEL)
+    gib = [memory_bound(model, 0.5, w) / 2**30 for w in (512, 1024, 2048, 4096)]
+    assert gib == sorted(gib)
+    # docs/SCENES.md states these for the shipped model at 0.5 m.
+    assert [round(g, 2) for g in gib] == [1.46, 1.74, 2.55, 5.16]
+    one_stage = RoadModel(model.booster, dict(model.card, spec=without_context(model.card["spec"]),
+                                              context_names=[]))
+    assert memory_bound(one_stage, 0.5, 2048) < memory_bound(model, 0.5, 2048)
