@@ -10,6 +10,10 @@ alone); image rows include it.
 
     python benchmarks/bench_features.py --image ../shared/data/deepglobe/train/104_sat.jpg \\
         --sizes 1024,4096
+
+With ``--model`` (and ``--tiles``), it times that model's feature stage
+instead, per tile, with only the units its trees use (what predict does)
+and with all of them, in alternation on the same tiles.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from bench_scaling import mirror_tile  # noqa: E402
 
 from roadfeat.backend import get_backend  # noqa: E402
 from roadfeat.features.spec import DEFAULT_SPEC, compute_context, compute_features  # noqa: E402
-from roadfeat.io import read_image  # noqa: E402
+from roadfeat.io import find_images, read_image  # noqa: E402
+from roadfeat.model import RoadModel  # noqa: E402
 
 
 def best(fn, repeats: int) -> float:
@@ -47,8 +52,14 @@ def main(argv=None):
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--gsd", type=float, default=0.5)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--model", help="also time this model's features, used units against all")
+    ap.add_argument("--tiles", default="bench_out/split/val")
+    ap.add_argument("--n", type=int, default=6)
     args = ap.parse_args(argv)
     bk = get_backend("cpu")
+    if args.model:
+        prune(RoadModel.load(args.model), args.tiles, args.n, args.repeats, bk)
+        return
     base = read_image(args.image)
     sizes = [int(s) for s in args.sizes.split(",")]
     entries = ([("base", "image", {"kind": "colour", "sources": ["r"]})]
@@ -75,6 +86,26 @@ def main(argv=None):
     for name, _, _ in entries:
         a, b = secs[name, small], secs[name, large]
         print(f"| {name} | {a:.3f} | {b:.3f} | {b / a / area:.2f} |")
+
+
+def prune(model, tiles: str, n: int, repeats: int, bk) -> None:
+    """Median feature-stage seconds per tile of ``model``: used units only, and all."""
+    import statistics
+
+    used = len(model.names) if model.needed is None else len(
+        set(model.needed) & set(model.names))
+    times = {"used units": [], "all": []}
+    for _, path in list(find_images(tiles)[0].items())[:n]:
+        rgb = read_image(path)
+        for name, inter in (("used units", None), ("all", {})):
+            def features(inter=inter):
+                st = {}
+                model.probability(rgb, bk, timings=st, intermediates=inter)
+                return st["features"]
+            times[name].append(min(features() for _ in range(repeats)))
+    print(f"model: {used} of {len(model.names)} image features computed")
+    for name, t in times.items():
+        print(f"features, {name}: {statistics.median(t):.3f} s per tile")
 
 
 if __name__ == "__main__":

@@ -99,9 +99,10 @@ def halos(model: RoadModel, gsd: float) -> tuple[int, int]:
 # Terms of memory_bound. Measured: 0.26 GiB after loading the shipped model
 # and predicting a small image (2026-12-06); the rest is headroom.
 _BASE_BYTES = 384 * 2**20
-# Working-resolution float32 planes besides the two stages' stacks: the cached
-# source channels (16), the FFT blocks and the responses in flight on each
-# thread, the padded arrays of the morphology threads, the probability maps.
+# Working-resolution float32 planes besides the feature buffer of both stages:
+# the cached source channels (16), smoothings and Hessians, the FFT blocks and
+# the responses in flight on each thread, the padded arrays of the morphology
+# threads, the probability maps.
 _SCRATCH_PLANES = 48
 # Input-resolution bytes per read pixel: the RGB read (3), its float32 copy
 # (12), and the probability and mask at input size (12).
@@ -120,7 +121,7 @@ def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> 
     measured peaks to it.
     """
     from .features import context_names
-    from .features.fftconv import _SPECTRA_MAX_BYTES
+    from .features.fftconv import SPECTRA_CACHE_BYTES
     from .features.spec import working_shape
 
     feat, post = halos(model, gsd)
@@ -128,7 +129,7 @@ def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> 
     h, w = working_shape((read, read), gsd, float(model.card["spec"]["working_gsd"]))
     f, c = len(model.names), len(context_names(model.card["spec"]))
     planes = f + c + _SCRATCH_PLANES
-    return int(_BASE_BYTES + _SPECTRA_MAX_BYTES + 4 * planes * h * w + _READ_BYTES * read * read)
+    return int(_BASE_BYTES + SPECTRA_CACHE_BYTES + 4 * planes * h * w + _READ_BYTES * read * read)
 
 
 def windows(shape, core: int, feat_halo: int, post_halo: int, step: int = 1) -> Iterator[Window]:

@@ -16,15 +16,16 @@ from scipy.fft import next_fast_len
 from ..backend import backend_of
 
 _SPECTRA: dict = {}
-# A byte cap (not a count) keeps the spectra of other shapes from piling up.
-_SPECTRA_MAX_BYTES = 768 * 2**20
+#: Cap of the kernel spectra's cache: a byte cap (not a count) keeps the
+#: spectra of other shapes from piling up.
+SPECTRA_CACHE_BYTES = 768 * 2**20
 
 
 def _kernel_spectrum(bk, key, kernel: np.ndarray, shape, real: bool):
     ck = (bk.name, key, shape, real)
     spec = _SPECTRA.get(ck)
     if spec is None:
-        if sum(s.nbytes for s in _SPECTRA.values()) + 8 * np.prod(shape) > _SPECTRA_MAX_BYTES:
+        if sum(s.nbytes for s in _SPECTRA.values()) + 8 * np.prod(shape) > SPECTRA_CACHE_BYTES:
             _SPECTRA.clear()
         kh, kw = kernel.shape
         full = np.zeros(shape, dtype=kernel.dtype)
@@ -68,9 +69,9 @@ def filter_bank(img, kernels, keys, real: bool = True):
     forward = bk.fft.rfft2 if real else bk.fft.fft2
     blocks = []
     for r, c, bh, bw in cores:
-        block = padded[r:r + bh + 2 * pad, c:c + bw + 2 * pad]
-        blocks.append(forward(xp.pad(block, ((0, shape[0] - block.shape[0]),
-                                             (0, shape[1] - block.shape[1])))))
+        part = padded[r:r + bh + 2 * pad, c:c + bw + 2 * pad]
+        blocks.append(forward(xp.pad(part, ((0, shape[0] - part.shape[0]),
+                                            (0, shape[1] - part.shape[1])))))
     spectra = [_kernel_spectrum(bk, key, kernel, shape, real) for kernel, key in zip(kernels, keys)]
 
     def convolve(spec):
