@@ -96,8 +96,7 @@ class Sources:
         """Source ``name`` smoothed by a Gaussian of ``sigma``."""
         key = ("smoothed", name, float(sigma))
         if key not in self._cache:
-            img = self[name]
-            self._cache[key] = backend_of(img).gaussian(img, sigma)
+            self._cache[key] = smoothing.local_mean(self[name], sigma)
         return self._cache[key]
 
     def hessian(self, name: str, sigma: float):
