@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="boosting learning rate (default 0.05)")
     p.add_argument("--adapt", action="store_true",
                    help="per-image self-training at prediction (off by default: +0.002 "
                         "+- 0.005 mean IoU on the validation split, 1.4 s more per tile; "
@@ -187,6 +189,9 @@ def _check_sizes(a) -> None:
     max_rows = getattr(a, "max_rows", None)
     if max_rows is not None and max_rows < 0:
         raise InputError("--max-rows", f"must be 0 (every row) or more, not {max_rows}")
+    lr = getattr(a, "learning_rate", None)
+    if lr is not None and not 0 < lr <= 1:
+        raise InputError("--learning-rate", f"must be in (0, 1], not {lr}")
     threshold = getattr(a, "threshold", None)
     if threshold is not None and not 0 < threshold < 1:
         raise InputError("--threshold", f"must be a probability in (0, 1), not {threshold}")
@@ -240,6 +245,8 @@ def cmd_train(a) -> int:
         params = replace(params, n_estimators=a.n_estimators)
     if a.num_leaves:
         params = replace(params, num_leaves=a.num_leaves)
+    if a.learning_rate is not None:
+        params = replace(params, learning_rate=a.learning_rate)
     model = train(a.features, a.out, get_backend(a.device), params, seed=a.seed,
                   folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client,
                   adapt=AdaptParams() if a.adapt and not a.no_adapt else None,

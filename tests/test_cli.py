@@ -307,3 +307,14 @@ def test_changed_image_or_mask_is_redone_not_reused(plain_model, synth_dirs, tmp
     assert f"1 done, {m - 1} reused" in capsys.readouterr().err
     with np.load(shard) as z:
         assert set(z["idx"][z["y"] == 1].tolist()) != road_before
+
+
+@pytest.mark.parametrize("args, flag", [(["--folds", "-1"], "--folds"),
+                                        (["--max-rows", "-5"], "--max-rows"),
+                                        (["--learning-rate", "0"], "--learning-rate"),
+                                        (["--learning-rate", "1.5"], "--learning-rate")])
+def test_bad_train_settings_are_one_line_errors_before_any_work(tmp_path, capsys, args, flag):
+    assert run("train", "--features", tmp_path / "none", "--out", tmp_path / "m", *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"roadfeat train: error: {flag}: must be")
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,47 @@
+"""The ablation benchmark's variants and scoring (benchmarks/bench_ablation.py)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from roadfeat.features.spec import default_spec, feature_names
+
+_PATH = Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py"
+_SPEC = importlib.util.spec_from_file_location("bench_ablation", _PATH)
+bench = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench)
+
+
+@pytest.mark.parametrize("name", sorted(bench.VARIANTS))
+def test_each_variant_is_a_valid_spec_that_changes_only_what_it_names(name):
+    base = feature_names(default_spec())
+    v = bench.VARIANTS[name]
+    names = feature_names(bench.variant_spec(default_spec(), v))
+    dropped = [n for n in base if n not in names]
+    added = [n for n in names if n not in base]
+    added_spec = bench.added_spec(default_spec(), v.get("add", []))
+    assert added == (feature_names(added_spec) if v.get("add") else [])
+    if v.get("drop"):
+        assert dropped and not added
+        kind_names = feature_names(bench.added_spec(
+            default_spec(), [e for e in default_spec()["features"] if e["kind"] in v["drop"]]))
+        assert dropped == kind_names
+    else:
+        assert not dropped
+    if v.get("gbm") or v.get("rounds"):
+        assert not dropped and not added
+
+
+def test_scores_are_per_tile_iou_at_the_best_shared_threshold():
+    # Tile 0: truth on pixels 0-1, prob 0.9/0.9/0.3/0.1; tile 1: empty truth, prob 0.2 x 4.
+    prob = np.array([0.9, 0.9, 0.3, 0.1, 0.2, 0.2, 0.2, 0.2], np.float32)
+    truth = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
+    tiles = np.repeat([0, 1], 4)
+    r = bench.scores(prob, truth, tiles, 2)
+    # From 0.35 up to 0.9, tile 0 is exact and tile 1 empty in both: IoU 1 each.
+    assert r["best_threshold"] == 0.35 and r["per_tile"] == [1.0, 1.0]
+    assert r["mean_iou"] == 1.0 and r["average_precision"] == 1.0
+    worse = bench.scores(prob[::-1].copy(), truth, tiles, 2)
+    assert worse["mean_iou"] < 1.0 and worse["average_precision"] < 0.5
