@@ -10,7 +10,8 @@ A first-stage proxy, so that one variant costs about two minutes instead of
 a 20-minute retraining: each variant is **one** LightGBM fit of the first
 stage (the default parameters, a fixed number of rounds, no folds, no
 context stage, no calibration, no post-processing) on the training rows
-that ``train`` would use (the same row budget and seed), scored on every
+that ``train`` would use (the same row budget and seed; some variants
+change the budget or the share of road rows), scored on every
 second working pixel of every validation tile in both directions (65,536
 pixels per 1024² tile, labels as ``extract`` makes them).
 
@@ -49,7 +50,7 @@ from roadfeat.features.spec import compute_features, feature_names  # noqa: E402
 from roadfeat.io import find_images, mask_path_for, read_image, read_json, read_mask  # noqa: E402
 from roadfeat.io import write_json_atomic  # noqa: E402
 from roadfeat.progress import progress  # noqa: E402
-from roadfeat.sampling import downsample_labels  # noqa: E402
+from roadfeat.sampling import downsample_labels, image_rng  # noqa: E402
 from roadfeat.train import ROW_BUDGET, GBMParams, fit, rows_per_image  # noqa: E402
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -60,7 +61,8 @@ def _drop(kind):
 
 
 #: name -> {"drop": kinds to remove, "add": entries to append, "gbm": parameter changes,
-#: "rounds": boosting rounds instead of --rounds}
+#: "rounds": boosting rounds instead of --rounds, "row_budget": rows in all instead of
+#: train's, "pos_fraction": share of road rows per image instead of extract's}
 VARIANTS: dict[str, dict] = {
     "base": {},
     **{f"no-{k}": _drop(k) for k in ("colour", "gaussian", "local_std", "gradient", "hessian",
@@ -81,6 +83,8 @@ VARIANTS: dict[str, dict] = {
     "leaves63": {"gbm": {"num_leaves": 63}},
     "leaves127": {"gbm": {"num_leaves": 127}},
     "leaves63-lr0.1": {"gbm": {"num_leaves": 63, "learning_rate": 0.1}},
+    "rows4M": {"row_budget": 4_000_000},
+    "pos0.3": {"pos_fraction": 0.3},
 }
 
 
@@ -98,10 +102,10 @@ def added_spec(base: dict, entries) -> dict:
             "features": list(entries)}
 
 
-def training_matrix(features_dir, manifest, extra_entries, backend, seed):
-    """The training rows ``train`` would use, with the added entries' columns."""
+def training_matrix(features_dir, manifest, extra_entries, backend):
+    """Every extracted row, with the added entries' columns, and each row's image."""
     ids = sorted(manifest["images"])
-    X, y, groups, idx = load_rows(features_dir, ids, rows_per_image(len(ids), ROW_BUDGET), seed)
+    X, y, groups, idx = load_rows(features_dir, ids)
     names = list(manifest["feature_names"])
     if extra_entries:
         extra = added_spec(manifest["spec"], extra_entries)
@@ -113,7 +117,34 @@ def training_matrix(features_dir, manifest, extra_entries, backend, seed):
             cols[sel] = stack.reshape(stack.shape[0], -1)[:, idx[sel]].T
         X = np.hstack([X, cols])
         names += feature_names(extra)
-    return X, y, names
+    return X, y, groups, ids, names
+
+
+def training_rows(y, groups, ids, seed, budget=ROW_BUDGET, pos_fraction=None) -> np.ndarray:
+    """Indices of the rows a variant trains on.
+
+    With the default budget and no ``pos_fraction``, the rows ``train``
+    keeps (the same seeded subset of each image, as in ``load_rows``). With
+    ``pos_fraction``, each image's share holds that fraction of road rows
+    where it has them, the rest background.
+    """
+    per_image = rows_per_image(len(ids), budget)
+    starts = np.searchsorted(groups, np.arange(len(ids)))
+    out = []
+    for g, k in enumerate(ids):
+        rows = np.arange(starts[g], starts[g + 1] if g + 1 < len(ids) else len(groups))
+        rng = image_rng(k, seed)
+        if pos_fraction is None:
+            if len(rows) > per_image:
+                rows = rows[np.sort(rng.choice(len(rows), per_image, replace=False))]
+        else:
+            pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
+            n_pos = min(len(pos), round(per_image * pos_fraction))
+            n_neg = min(len(neg), per_image - n_pos)
+            rows = np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False),
+                                           rng.choice(neg, n_neg, replace=False)]))
+        out.append(rows)
+    return np.concatenate(out)
 
 
 def validation_matrix(val_dir, spec, backend, gsd):
@@ -166,12 +197,12 @@ def main(argv=None) -> int:
     manifest = read_json(features_dir / "manifest.json")
     base_spec = manifest["spec"]
     extra_entries = [e for v in a.variants for e in VARIANTS[v].get("add", [])]
-    X, y, names = training_matrix(features_dir, manifest, extra_entries, backend, a.seed)
+    X, y, groups, ids, names = training_matrix(features_dir, manifest, extra_entries, backend)
     union = variant_spec(base_spec, {"add": extra_entries})
     V, truth, tiles, val_ids = validation_matrix(a.val, union, backend, float(manifest["gsd"]))
     assert feature_names(union) == names, "validation and training columns differ"
     col = {n: i for i, n in enumerate(names)}
-    print(f"{len(y)} training rows, {len(names)} columns; {truth.size} validation pixels of "
+    print(f"{len(y)} extracted rows, {len(names)} columns; {truth.size} validation pixels of "
           f"{len(val_ids)} tiles", file=sys.stderr)
 
     out = {"date": datetime.date.today().isoformat(), "rounds": a.rounds, "seed": a.seed,
@@ -182,7 +213,9 @@ def main(argv=None) -> int:
         params = replace(GBMParams(), **v.get("gbm", {}))
         t0 = time.perf_counter()
         rounds = v.get("rounds", a.rounds)
-        booster, _ = fit(np.ascontiguousarray(X[:, cols]), y, params, a.seed, "cpu",
+        rows = training_rows(y, groups, ids, a.seed, v.get("row_budget", ROW_BUDGET),
+                             v.get("pos_fraction"))
+        booster, _ = fit(X[np.ix_(rows, cols)], y[rows], params, a.seed, "cpu",
                          n_estimators=rounds, desc=name, quiet=False)
         t_fit = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
@@ -192,7 +225,7 @@ def main(argv=None) -> int:
             prob = predict(Vc)
             t_predict = time.perf_counter() - t0
         r = scores(prob, truth, tiles, len(val_ids))
-        r.update(n_features=len(cols), rounds=rounds, fit_s=round(t_fit, 1),
+        r.update(n_features=len(cols), rounds=rounds, rows=len(rows), fit_s=round(t_fit, 1),
                  predict_us_per_pixel=round(t_predict / len(prob) * 1e6, 3),
                  gbm=v.get("gbm", {}))
         if name != "base" and "base" in out["variants"]:

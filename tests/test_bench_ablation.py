@@ -45,3 +45,22 @@ def test_scores_are_per_tile_iou_at_the_best_shared_threshold():
     assert r["mean_iou"] == 1.0 and r["average_precision"] == 1.0
     worse = bench.scores(prob[::-1].copy(), truth, tiles, 2)
     assert worse["mean_iou"] < 1.0 and worse["average_precision"] < 0.5
+
+
+def test_default_rows_are_the_rows_train_keeps_and_pos_fraction_is_met(tmp_path):
+    from roadfeat.extract import load_rows
+
+    rng = np.random.default_rng(0)
+    ids = ["a", "b", "c"]
+    (tmp_path / "shards").mkdir()
+    for k in ids:
+        y = (rng.random(500) < 0.5).astype(np.uint8)
+        np.savez(tmp_path / "shards" / f"{k}.npz", X=rng.random((500, 2), dtype=np.float32),
+                 y=y, idx=np.arange(500))
+    X, y, groups, _ = load_rows(tmp_path, ids)
+    kept, _, _, _ = load_rows(tmp_path, ids, max_per_image=100, seed=3)
+    rows = bench.training_rows(y, groups, ids, seed=3, budget=300)
+    np.testing.assert_array_equal(X[rows], kept)
+    rows = bench.training_rows(y, groups, ids, seed=3, budget=300, pos_fraction=0.2)
+    assert len(rows) == 300 and y[rows].sum() == 60
+    assert all((groups[rows] == g).sum() == 100 for g in range(3))
