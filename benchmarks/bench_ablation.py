@@ -83,6 +83,9 @@ VARIANTS: dict[str, dict] = {
     "leaves63": {"gbm": {"num_leaves": 63}},
     "leaves127": {"gbm": {"num_leaves": 127}},
     "leaves63-lr0.1": {"gbm": {"num_leaves": 63, "learning_rate": 0.1}},
+    "leaves127-lr0.1": {"gbm": {"num_leaves": 127, "learning_rate": 0.1}},
+    "leaves127-lr0.1-r250": {"gbm": {"num_leaves": 127, "learning_rate": 0.1}, "rounds": 250},
+    "leaves255-lr0.1-r200": {"gbm": {"num_leaves": 255, "learning_rate": 0.1}, "rounds": 200},
     "rows4M": {"row_budget": 4_000_000},
     "pos0.3": {"pos_fraction": 0.3},
 }
@@ -188,6 +191,9 @@ def main(argv=None) -> int:
                     help=f"which (default all): {', '.join(VARIANTS)}")
     ap.add_argument("--rounds", type=int, default=GBMParams().n_estimators)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the variants already in --out (same features, split, rounds "
+                         "and seed) instead of fitting them again")
     a = ap.parse_args(argv)
     unknown = [v for v in a.variants if v not in VARIANTS]
     if unknown:
@@ -207,7 +213,15 @@ def main(argv=None) -> int:
 
     out = {"date": datetime.date.today().isoformat(), "rounds": a.rounds, "seed": a.seed,
            "features": str(features_dir), "val": str(a.val), "val_ids": val_ids, "variants": {}}
+    if a.resume and Path(a.out).exists():
+        old = read_json(a.out)
+        same = all(old.get(k) == out[k] for k in ("rounds", "seed", "features", "val", "val_ids"))
+        if not same:
+            ap.error(f"{a.out} was made with other features, split, rounds or seed")
+        out["variants"] = old["variants"]
     for name in a.variants:
+        if name in out["variants"]:
+            continue
         v = VARIANTS[name]
         cols = [col[n] for n in feature_names(variant_spec(base_spec, v))]
         params = replace(GBMParams(), **v.get("gbm", {}))
