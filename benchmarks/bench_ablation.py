@@ -6,9 +6,13 @@
     python benchmarks/bench_ablation.py --features features/train302 \\
         --val bench_out/split/val --out bench_out/ablation.json [--variants base no-gabor ...]
 
+(The 2026-12-06 table in docs/RESULTS.md was measured against the defaults
+of the day: ``--rounds 400 --num-leaves 31 --learning-rate 0.05``.)
+
 A first-stage proxy, so that one variant costs about two minutes instead of
 a 20-minute retraining: each variant is **one** LightGBM fit of the first
-stage (the default parameters, a fixed number of rounds, no folds, no
+stage (the default parameters unless ``--num-leaves``, ``--learning-rate``
+or the variant changes them, a fixed number of rounds, no folds, no
 context stage, no calibration, no post-processing) on the training rows
 that ``train`` would use (the same row budget and seed; some variants
 change the budget or the share of road rows), scored on every
@@ -46,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roadfeat.backend import get_backend, to_host  # noqa: E402
 from roadfeat.compiled_trees import engine_predictor  # noqa: E402
 from roadfeat.extract import load_rows  # noqa: E402
-from roadfeat.features.spec import compute_features, feature_names  # noqa: E402
+from roadfeat.features.spec import SpecError, compute_features, feature_names  # noqa: E402
 from roadfeat.io import find_images, mask_path_for, read_image, read_json, read_mask  # noqa: E402
 from roadfeat.io import write_json_atomic  # noqa: E402
 from roadfeat.progress import progress  # noqa: E402
@@ -189,7 +193,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="JSON of the results")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS),
                     help=f"which (default all): {', '.join(VARIANTS)}")
-    ap.add_argument("--rounds", type=int, default=GBMParams().n_estimators)
+    ap.add_argument("--rounds", type=int, default=GBMParams.n_estimators,
+                    help="boosting rounds of every variant that does not set its own")
+    ap.add_argument("--num-leaves", type=int, default=GBMParams.num_leaves,
+                    help="leaves per tree of the base (variants may change it)")
+    ap.add_argument("--learning-rate", type=float, default=GBMParams.learning_rate,
+                    help="learning rate of the base (variants may change it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true",
                     help="keep the variants already in --out (same features, split, rounds "
@@ -202,6 +211,11 @@ def main(argv=None) -> int:
     features_dir = Path(a.features)
     manifest = read_json(features_dir / "manifest.json")
     base_spec = manifest["spec"]
+    for v in a.variants:
+        try:
+            feature_names(variant_spec(base_spec, VARIANTS[v]))
+        except SpecError as exc:
+            ap.error(f"variant {v} does not fit the spec of {features_dir}: {exc}")
     extra_entries = [e for v in a.variants for e in VARIANTS[v].get("add", [])]
     X, y, groups, ids, names = training_matrix(features_dir, manifest, extra_entries, backend)
     union = variant_spec(base_spec, {"add": extra_entries})
@@ -212,19 +226,23 @@ def main(argv=None) -> int:
           f"{len(val_ids)} tiles", file=sys.stderr)
 
     out = {"date": datetime.date.today().isoformat(), "rounds": a.rounds, "seed": a.seed,
+           "num_leaves": a.num_leaves, "learning_rate": a.learning_rate,
            "features": str(features_dir), "val": str(a.val), "val_ids": val_ids, "variants": {}}
     if a.resume and Path(a.out).exists():
         old = read_json(a.out)
-        same = all(old.get(k) == out[k] for k in ("rounds", "seed", "features", "val", "val_ids"))
+        same = all(old.get(k, out[k]) == out[k] for k in ("rounds", "seed", "num_leaves",
+                                                            "learning_rate", "features", "val",
+                                                            "val_ids"))
         if not same:
-            ap.error(f"{a.out} was made with other features, split, rounds or seed")
+            ap.error(f"{a.out} was made with other features, split, base parameters or seed")
         out["variants"] = old["variants"]
     for name in a.variants:
         if name in out["variants"]:
             continue
         v = VARIANTS[name]
         cols = [col[n] for n in feature_names(variant_spec(base_spec, v))]
-        params = replace(GBMParams(), **v.get("gbm", {}))
+        params = replace(GBMParams(), num_leaves=a.num_leaves, learning_rate=a.learning_rate,
+                         **v.get("gbm", {}))
         t0 = time.perf_counter()
         rounds = v.get("rounds", a.rounds)
         rows = training_rows(y, groups, ids, a.seed, v.get("row_budget", ROW_BUDGET),

@@ -36,7 +36,7 @@ Used by `roadfeat predict` when no `--model` is given.
   roadfeat extract --images ../shared/data/deepglobe/train_large --out features/dg362
   roadfeat train --features features/dg362 --out roadfeat/data/default_model{train_flags}
   python benchmarks/model_readme.py --model roadfeat/data/default_model \\
-      --val bench_out/val_train302.json --val-model models/train302{variant_flag}
+      --val {val_path} --val-model {val_model}{variant_flag}
   ```
 """
 
@@ -65,7 +65,8 @@ def main(argv=None) -> int:
         val_train=val_card["training_data"]["images"], n_val=s["n_images"],
         val_mean=s["mean_iou"], val_pooled=s["pooled_iou"], val_precision=s["precision"],
         val_recall=s["recall"], train_flags=(" " + a.train_flags) if a.train_flags else "",
-        variant_flag=f' --variant "{a.variant}"' if a.variant != "default" else "")
+        variant_flag=f' --variant "{a.variant}"' if a.variant != "default" else "",
+        val_path=a.val, val_model=a.val_model)
     (Path(a.model) / "README.md").write_text(text)
     print(f"wrote {Path(a.model) / 'README.md'}")
     return 0

@@ -32,7 +32,7 @@ def _common(p: argparse.ArgumentParser, device=True, seed=True, dask=False):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import DEFAULT_FOLDS, FOLDS_WHEN_MANY, MANY_IMAGES, ROW_BUDGET
+    from .train import DEFAULT_FOLDS, FOLDS_WHEN_MANY, MANY_IMAGES, ROW_BUDGET, GBMParams
 
     ap = argparse.ArgumentParser(prog="roadfeat", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -63,10 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training rows in all, an equal share of each image's sampled rows "
                         f"(default {ROW_BUDGET}; 0: every extracted row)")
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
-    p.add_argument("--n-estimators", type=int, default=None, help="most boosting rounds")
-    p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree")
+    p.add_argument("--n-estimators", type=int, default=None,
+                   help=f"most boosting rounds (default {GBMParams.n_estimators})")
+    p.add_argument("--num-leaves", type=int, default=None,
+                   help=f"leaves per tree (default {GBMParams.num_leaves})")
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="boosting learning rate (default 0.05)")
+                   help=f"boosting learning rate (default {GBMParams.learning_rate})")
     p.add_argument("--adapt", action="store_true",
                    help="per-image self-training at prediction (off by default: +0.002 "
                         "+- 0.005 mean IoU on the validation split, 1.4 s more per tile; "

@@ -277,3 +277,12 @@ def test_both_stages_fill_one_buffer():
     np.testing.assert_array_equal(buf, np.concatenate([full, compute_context(prob, spec)]))
     with pytest.raises(ValueError, match="out must be float32 of shape"):
         compute_features(rgb, spec, CPU, 0.5, out=buf)
+
+
+def test_the_candidate_spec_is_the_default_with_81_m_lines_and_top_hats():
+    path = Path(__file__).parents[1] / "benchmarks" / "candidates" / "lines81-tophat.json"
+    spec, default = json.loads(path.read_text()), default_spec()
+    added = sorted(set(validate_spec(spec)) - set(validate_spec(default)))
+    assert set(validate_spec(default)) < set(validate_spec(spec))
+    assert len(added) == 15 and all(n.endswith("_l81") or n.startswith("tophat_") for n in added)
+    assert spec["context"] == default["context"] and spec["support"] == default["support"]
