@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import json
 import sys
 import tempfile
 import time
