@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.backend import get_backend, to_host  # noqa: E402
 from roadfeat.compiled_trees import engine_predictor  # noqa: E402
-from roadfeat.extract import load_rows  # noqa: E402
+from roadfeat.extract import kept_rows, load_rows  # noqa: E402
 from roadfeat.features.spec import SpecError, compute_features, feature_names  # noqa: E402
 from roadfeat.io import find_images, mask_path_for, read_image, read_json, read_mask  # noqa: E402
 from roadfeat.io import write_json_atomic  # noqa: E402
@@ -135,15 +135,15 @@ def training_rows(y, groups, ids, seed, budget=ROW_BUDGET, pos_fraction=None) ->
     where it has them, the rest background.
     """
     per_image = rows_per_image(len(ids), budget)
-    starts = np.searchsorted(groups, np.arange(len(ids)))
+    bounds = np.searchsorted(groups, np.arange(len(ids) + 1))
     out = []
     for g, k in enumerate(ids):
-        rows = np.arange(starts[g], starts[g + 1] if g + 1 < len(ids) else len(groups))
-        rng = image_rng(k, seed)
+        rows = np.arange(bounds[g], bounds[g + 1])
         if pos_fraction is None:
-            if len(rows) > per_image:
-                rows = rows[np.sort(rng.choice(len(rows), per_image, replace=False))]
+            keep = kept_rows(k, len(rows), per_image, seed)
+            rows = rows if keep is None else rows[keep]
         else:
+            rng = image_rng(k, seed)
             pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
             n_pos = min(len(pos), round(per_image * pos_fraction))
             n_neg = min(len(neg), per_image - n_pos)

@@ -152,6 +152,13 @@ def _entry(path, mpath, shape, y) -> dict:
             "shape": [int(s) for s in shape], "n": int(len(y)), "n_road": int(np.sum(y))}
 
 
+def kept_rows(image_id: str, n: int, max_per_image: int | None, seed: int):
+    """Sorted indices of the rows :func:`load_rows` keeps of an image's ``n`` (None: all)."""
+    if max_per_image is None or n <= max_per_image:
+        return None
+    return np.sort(image_rng(image_id, seed).choice(n, max_per_image, replace=False))
+
+
 def load_rows(features_dir, ids, max_per_image: int | None = None, seed: int = 0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Concatenate the sampled rows of ``ids`` from a features folder.
@@ -173,8 +180,8 @@ def load_rows(features_dir, ids, max_per_image: int | None = None, seed: int = 0
             raise InputError(shard, "feature shard missing; re-run extract") from None
         except Exception as exc:
             raise InputError(shard, f"unreadable feature shard ({type(exc).__name__})") from None
-        if max_per_image is not None and len(y) > max_per_image:
-            keep = np.sort(image_rng(image_id, seed).choice(len(y), max_per_image, replace=False))
+        keep = kept_rows(image_id, len(y), max_per_image, seed)
+        if keep is not None:
             X, y, idx = X[keep], y[keep], idx[keep]
         check_finite(X, shard)
         Xs.append(X)
