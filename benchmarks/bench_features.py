@@ -19,6 +19,7 @@ and with all of them, in alternation on the same tiles.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--gsd", type=float, default=0.5)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--config", help="JSON feature spec whose entries to time (default: built-in)")
     ap.add_argument("--model", help="also time this model's features, used units against all")
     ap.add_argument("--tiles", default="bench_out/split/val")
     ap.add_argument("--n", type=int, default=6)
@@ -60,23 +62,24 @@ def main(argv=None):
     if args.model:
         prune(RoadModel.load(args.model), args.tiles, args.n, args.repeats, bk)
         return
+    spec_all = json.loads(Path(args.config).read_text()) if args.config else DEFAULT_SPEC
     base = read_image(args.image)
     sizes = [int(s) for s in args.sizes.split(",")]
     entries = ([("base", "image", {"kind": "colour", "sources": ["r"]})]
                + [(f"{e['kind']} {','.join(e['sources'])}", "image", e)
-                  for e in DEFAULT_SPEC["features"]]
-               + [(f"context {e['kind']}", "context", e) for e in DEFAULT_SPEC["context"]])
+                  for e in spec_all["features"]]
+               + [(f"context {e['kind']}", "context", e) for e in spec_all["context"]])
     secs = {}
     for size in sizes:
         rgb = mirror_tile(base, size)
-        n = int(round(size * args.gsd / DEFAULT_SPEC["working_gsd"]))
+        n = int(round(size * args.gsd / spec_all["working_gsd"]))
         prob = np.random.default_rng(0).random((n, n)).astype(np.float32)
         for name, where, e in entries:
             if where == "image":
-                spec = {"version": 2, "working_gsd": DEFAULT_SPEC["working_gsd"], "features": [e]}
+                spec = {"version": 2, "working_gsd": spec_all["working_gsd"], "features": [e]}
                 fn = lambda spec=spec: compute_features(rgb, spec, bk, args.gsd)  # noqa: E731
             else:
-                spec = dict(DEFAULT_SPEC, context=[e])
+                spec = dict(spec_all, context=[e])
                 fn = lambda spec=spec: compute_context(prob, spec)  # noqa: E731
             secs[name, size] = best(fn, args.repeats)
     small, large = sizes[0], sizes[-1]
