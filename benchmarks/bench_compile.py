@@ -56,8 +56,7 @@ def main(argv=None) -> int:
     for folder in a.models:
         model = RoadModel.load(folder)
         text = Path(folder, "model.txt").read_bytes()
-        leaves = model.booster.dump_model()["tree_info"]
-        n_leaves = sum(t["num_leaves"] for t in leaves)
+        n_leaves = sum(t["num_leaves"] for t in model.booster.dump_model()["tree_info"])
         X = rows(model.card["spec"], tiles, backend)
         for inline in (True, False):
             lib = cache / f"{hashlib.sha256(text).hexdigest()[:16]}-inline{int(inline)}.o"
