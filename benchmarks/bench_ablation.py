@@ -7,7 +7,10 @@
         --val bench_out/split/val --out bench_out/ablation.json [--variants base no-gabor ...]
 
 (The 2026-12-06 table in docs/RESULTS.md was measured against the defaults
-of the day: ``--rounds 400 --num-leaves 31 --learning-rate 0.05``.)
+of the day: ``--rounds 400 --num-leaves 31 --learning-rate 0.05``, on
+features extracted with the spec now kept as
+``benchmarks/specs/base/default-86.json``. The base spec is always the
+features folder's own; an added entry that it already holds is refused.)
 
 A first-stage proxy, so that one variant costs about two minutes instead of
 a 20-minute retraining: each variant is **one** LightGBM fit of the first

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""lleaves' compile time and first-stage predict time, inlined or not, per model.
+"""lleaves' compile time and first-stage predict time per model: inlined or not, codegen level.
 
     python benchmarks/bench_compile.py --models roadfeat/data/default_model models/train302v3 \\
         --tiles bench_out/split/val --n 3
 
-For each model's first stage, compiles its trees with lleaves twice, with
-``finline=True`` (what roadfeat uses) and ``finline=False``, into
-``--cache`` (a library already there is loaded, and its compile time
+For each model's first stage, compiles its trees with lleaves three ways:
+inlined (``finline=True``, as roadfeat does) with LLVM's code generation at
+level 0 (roadfeat's) and at lleaves' own level 2, and not inlined at level 2,
+into ``--cache`` (a library already there is loaded, and its compile time
 reported as cached), then times predicting every working pixel of ``--n``
 real tiles (features of each model's own spec, 2 threads, best of 3), one
 model after another in the same run. Prints seconds per 1024² tile.
@@ -26,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.backend import cpu_threads, get_backend, to_host  # noqa: E402
+from roadfeat.compiled_trees import lleaves_codegen  # noqa: E402
 from roadfeat.features.spec import compute_features  # noqa: E402
 from roadfeat.io import read_image  # noqa: E402
 from roadfeat.model import RoadModel  # noqa: E402
@@ -51,19 +53,20 @@ def main(argv=None) -> int:
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     backend, threads = get_backend("cpu"), cpu_threads()
-    print("| model | leaves in stage 1 | finline | compile s | predict s per tile |")
-    print("|---|---|---|---|---|")
+    print("| model | leaves in stage 1 | finline | codegen | compile s | predict s per tile |")
+    print("|---|---|---|---|---|---|")
     for folder in a.models:
         model = RoadModel.load(folder)
         text = Path(folder, "model.txt").read_bytes()
         n_leaves = sum(t["num_leaves"] for t in model.booster.dump_model()["tree_info"])
         X = rows(model.card["spec"], tiles, backend)
-        for inline in (True, False):
-            lib = cache / f"{hashlib.sha256(text).hexdigest()[:16]}-inline{int(inline)}.o"
+        for inline, level in ((True, 0), (True, 2), (False, 2)):
+            lib = cache / f"{hashlib.sha256(text).hexdigest()[:16]}-inline{int(inline)}-O{level}.o"
             cached = lib.exists()
             t0 = time.perf_counter()
             m = lleaves.Model(model_file=str(Path(folder, "model.txt")))
-            m.compile(cache=str(lib), finline=inline)
+            with lleaves_codegen(level):
+                m.compile(cache=str(lib), finline=inline)
             compile_s = "cached" if cached else f"{time.perf_counter() - t0:.1f}"
             m.predict(X[:1000], n_jobs=threads)
             best = float("inf")
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 m.predict(X, n_jobs=threads)
                 best = min(best, (time.perf_counter() - t0) / len(tiles))
-            print(f"| {folder} | {n_leaves} | {inline} | {compile_s} | {best:.3f} |", flush=True)
+            print(f"| {folder} | {n_leaves} | {inline} | O{level} | {compile_s} | {best:.3f} |",
+                  flush=True)
     return 0
 
 

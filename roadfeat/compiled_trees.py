@@ -31,6 +31,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -125,7 +126,8 @@ class _Lleaves:
         import llvmlite
 
         del lleaves  # imported to learn that it is there
-        return f"lleaves {_dist_version('lleaves')} llvmlite {llvmlite.__version__}"
+        return (f"lleaves {_dist_version('lleaves')} llvmlite {llvmlite.__version__}"
+                f" codegen O{LLEAVES_CODEGEN_OPT}")
 
     @staticmethod
     def compile(model_file: Path, out: Path) -> None:
@@ -136,9 +138,45 @@ class _Lleaves:
         import lleaves
 
         model = lleaves.Model(model_file=str(model_file))
-        model.compile(cache=str(library))  # reads the library when it exists, else writes it
+        with lleaves_codegen(LLEAVES_CODEGEN_OPT):
+            model.compile(cache=str(library))  # reads the library when it exists, else writes it
         threads = cpu_threads()
         return _by_rows(lambda rows: model.predict(rows, n_jobs=threads), np.float64)
+
+
+#: LLVM's code generation level for lleaves' libraries. lleaves leaves it at
+#: 2, where instruction selection and register allocation on its one inlined
+#: function grow much faster than the model: 8 min for 200 trees of 255
+#: leaves, against 30 s at 0 (FastISel) with the IR still optimised at -O3
+#: (docs/BENCHMARKS.md, "Compiling the trees").
+LLEAVES_CODEGEN_OPT = 0
+_CODEGEN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def lleaves_codegen(level: int):
+    """Within the block, lleaves generates machine code at LLVM level ``level`` (0 to 3)."""
+    import llvmlite.binding as llvm
+    from lleaves import llvm_binding
+
+    def target_machine(fcodemodel="large", target_cpu=None, target_cpu_features=None):
+        # lleaves' own target machine, with the level that it does not expose.
+        if target_cpu_features is None:
+            try:
+                target_cpu_features = llvm.get_host_cpu_features().flatten()
+            except RuntimeError:  # LLVM cannot detect them here
+                target_cpu_features = ""
+        return llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(
+            cpu=target_cpu or llvm.get_host_cpu_name(), features=target_cpu_features,
+            reloc="pic", codemodel=fcodemodel, opt=level)
+
+    with _CODEGEN_LOCK:  # the patched function is process-wide: one compile at a time
+        original = llvm_binding._get_target_machine
+        llvm_binding._get_target_machine = target_machine
+        try:
+            yield
+        finally:
+            llvm_binding._get_target_machine = original
 
 
 class _Tl2cgen:

@@ -63,6 +63,28 @@ def test_each_engine_equals_lightgbm_on_the_trained_road_models(engine, trained,
         np.testing.assert_allclose(out, booster.predict(X), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("level", [0, 2])
+def test_lleaves_at_each_codegen_level_equals_lightgbm_and_keys_its_library(level, tmp_path,
+                                                                           monkeypatch):
+    pytest.importorskip("lleaves")
+    from lleaves import llvm_binding
+
+    original = llvm_binding._get_target_machine
+    monkeypatch.setattr(ct, "LLEAVES_CODEGEN_OPT", level)
+    booster = _small_booster(num_leaves=63)
+    X = np.random.default_rng(4).normal(size=(3000, 5)).astype(np.float32)
+    predict = ct.engine_predictor("lleaves", booster, tmp_path)
+    np.testing.assert_allclose(predict(np.ascontiguousarray(X.T)), booster.predict(X),
+                               rtol=0, atol=1e-5)
+    assert llvm_binding._get_target_machine is original
+    assert f"codegen O{level}" in ct._Lleaves.versions()
+    # The level is in the library's name: the other level compiles its own.
+    monkeypatch.setattr(ct, "LLEAVES_CODEGEN_OPT", 2 - level)
+    _, other = ct.compiled_library(ct._Lleaves, booster.model_to_string(num_iteration=-1),
+                                   tmp_path)
+    assert len(list((tmp_path / "compiled").glob("lleaves-*.o"))) == 2 and other.exists()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("params", [{"zero_as_missing": True}, {"use_missing": False}])
 def test_each_engine_follows_each_missing_value_rule(engine, params, tmp_path):

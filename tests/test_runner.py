@@ -61,7 +61,7 @@ def test_a_killed_worker_loses_only_its_image(client):
 
 
 # Inner folds and most rounds of both trainings: the comparison needs the same
-# settings on both sides, not the defaults (8 folds, 400 rounds). Each Dask fold
+# settings on both sides, not the defaults (8 folds, 200 rounds). Each Dask fold
 # fit runs all its rounds (no early stopping there), which made this the
 # slowest file of the suite.
 FOLDS = 3
