@@ -293,3 +293,12 @@ def test_the_default_is_the_base_with_81_m_lines_and_top_hats():
     assert default["context"] == base["context"] and default["support"] == base["support"]
     candidate = Path(__file__).parents[1] / "benchmarks" / "candidates" / "lines81-tophat.json"
     assert json.loads(candidate.read_text()) == default
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "candidates")
+                                        .glob("context-*.json")), ids=lambda p: p.stem)
+def test_context_candidates_change_only_the_context(path):
+    spec, default = json.loads(path.read_text()), default_spec()
+    validate_spec(spec)
+    assert spec["features"] == default["features"] and spec["support"] == default["support"]
+    assert set(context_names(default)) < set(context_names(spec))
