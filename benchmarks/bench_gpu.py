@@ -102,6 +102,61 @@ def feature_kinds(spec: dict, rgb, device: str, repeat: int = 3) -> dict:
     return out
 
 
+def throughput(model: RoadModel, images: dict, work: Path, copies: int,
+               configs: list[str], reference: Path) -> dict:
+    """Tiles per second of ``predict_folder`` on the GPU, decode to written mask, per config.
+
+    Each config is ``threads=N`` (N images at once in this process) or
+    ``dask=local:N`` (N worker processes). The folder holds ``copies`` of
+    every tile under new ids. Each run's masks are compared with
+    ``reference`` (the single-image GPU masks of :func:`run_backend`).
+    Dask workers are warmed up on one copy before the timed run; this
+    process is already warm.
+    """
+    from roadfeat.predict import predict_folder
+    from roadfeat.runner import connect
+
+    def linked(name: str, items, copies: int) -> Path:
+        folder = work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for c in range(copies):
+            for k, path in items:
+                link = folder / f"{k}c{c}_sat{path.suffix}"
+                if not link.exists():
+                    link.symlink_to(path.resolve())
+        return folder
+
+    folder = linked("tiles", images.items(), copies)
+    backend = get_backend("gpu")
+    out = {}
+    for config in configs:
+        kind, n = config.split("=")
+        client = connect(n) if kind == "dask" else None
+        threads = int(n) if kind == "threads" else 1
+        try:
+            if client is not None:  # every worker compiles its kernels and parses the trees
+                workers = len(client.scheduler_info()["workers"])
+                warm = linked(f"warm{workers}", list(images.items())[:2 * workers], 1)
+                predict_folder(model, warm, work / f"warm{workers}-out", backend, quiet=True,
+                               client=client)
+            dest = work / config.replace("=", "-").replace(":", "")
+            t = time.perf_counter()
+            report = predict_folder(model, folder, dest, backend, quiet=True, client=client,
+                                    threads=threads)
+            wall = time.perf_counter() - t
+        finally:
+            if client is not None:
+                client.close()
+        ious = [iou(read_image(dest / f"{k}c{c}_mask.png")[..., 0] > 127,
+                    read_image(reference / f"{k}_mask.png")[..., 0] > 127)
+                for k in images for c in range(copies)]
+        out[config] = {"tiles": len(report.done), "failed": len(report.failed), "wall_s": wall,
+                       "tiles_per_s": len(report.done) / wall,
+                       "min_mask_iou_vs_single": float(min(ious))}
+        print(f"throughput {config}: {out[config]}", flush=True)
+    return out
+
+
 def learners(rows: int = 1_000_000, features: int = 86, rounds: int = 50) -> dict:
     """LightGBM's CPU, OpenCL ``gpu`` and ``cuda`` learners on random rows of training size."""
     import lightgbm as lgb
@@ -133,6 +188,11 @@ def main(argv=None) -> int:
                     help="also time each image-feature entry of the spec on both backends")
     ap.add_argument("--learners", action="store_true",
                     help="also time LightGBM's cpu, gpu (OpenCL) and cuda learners")
+    ap.add_argument("--throughput", nargs="*", default=None, metavar="CONFIG",
+                    help="also time predict_folder on the GPU per config: threads=N and "
+                         "dask=local:N (default: threads=1 threads=2 threads=4)")
+    ap.add_argument("--copies", type=int, default=3,
+                    help="copies of each tile in the throughput folder (default 3)")
     a = ap.parse_args(argv)
 
     ok, why = gpu_available()
@@ -195,6 +255,11 @@ def main(argv=None) -> int:
     result["gpu_cpu_mask_iou"] = agreement
     result["min_gpu_cpu_mask_iou"] = min(agreement.values())
     write_json_atomic(a.out, result)
+    if a.throughput is not None:
+        configs = a.throughput or ["threads=1", "threads=2", "threads=4"]
+        result["throughput"] = throughput(model, images, masks / "throughput", a.copies,
+                                          configs, masks / "gpu")
+        write_json_atomic(a.out, result)
 
     print(f"\n| backend | tiles/s | " + " | ".join(f"{s} s" for s in STAGES) + " |")
     print("|---|---|" + "---|" * len(STAGES))
@@ -207,6 +272,10 @@ def main(argv=None) -> int:
     print(f"at the fixed threshold {fixed}: min {min(at_fixed.values()):.4f}, "
           f"mean {np.mean(list(at_fixed.values())):.4f}; largest probability difference "
           f"{max(result['max_abs_probability_difference'].values()):.2e}")
+    for config, r in result.get("throughput", {}).items():
+        print(f"predict_folder on the GPU, {config}: {r['tiles_per_s']:.2f} tiles/s "
+              f"({r['tiles']} tiles, {r['failed']} failed, masks vs single-image min IoU "
+              f"{r['min_mask_iou_vs_single']:.4f})")
     return 0
 
 

@@ -6,7 +6,8 @@ per-image path (``predict_one``), once with compiled trees and once with
 LightGBM's own predict, and by the peer of ``bench_cv.py`` (scikit-image's
 ``multiscale_basic_features`` and a random forest trained on ``--peer-train``
 tiles), one after another on the same tile, so that the ratios share the
-machine's noise. A second pass times roadfeat's stages.
+machine's noise. A second pass times roadfeat's stages. A third predicts the
+whole folder with one and with two images at once, for both methods.
 
     python benchmarks/bench_speed.py --tiles bench_out/split/val --n 8 \\
         --out bench_out/speed.json
@@ -107,9 +108,40 @@ def bench_engines(model, paths, backend, repeats: int = 3):
     return rows
 
 
-def timed(fn, *args) -> float:
+def bench_folder(model, clf, tiles, reps: int, threads=(1, 2)) -> dict:
+    """Seconds per tile over a whole folder, with 1 and 2 images at once, for both methods.
+
+    roadfeat runs ``predict_folder`` (decode to written mask); the peer runs
+    ``peer_predict`` over the same tiles through the same thread pool. The
+    configurations alternate within each repetition, so they share the noise.
+    """
+    from roadfeat.predict import predict_folder
+    from roadfeat.runner import map_images
+
+    out = {f"{name} threads={n}": [] for name in ("roadfeat", "peer") for n in threads}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "in"
+        folder.mkdir()
+        for k, path in tiles:
+            (folder / path.name).symlink_to(path.resolve())
+        for rep in range(reps):
+            for n in threads:
+                dest = Path(tmp) / f"roadfeat-{rep}-{n}"
+                t = timed(predict_folder, model, folder, dest, get_backend("cpu"), None, True,
+                          None, threads=n)
+                out[f"roadfeat threads={n}"].append(t / len(tiles))
+                jobs = {k: (clf, path, Path(tmp) / f"{k}_peer{n}.png") for k, path in tiles}
+                t = timed(map_images, peer_predict, jobs, None, "peer", True, n)
+                out[f"peer threads={n}"].append(t / len(tiles))
+                print(f"folder rep {rep}, threads={n}: roadfeat "
+                      f"{out[f'roadfeat threads={n}'][-1]:.2f} s/tile, peer "
+                      f"{out[f'peer threads={n}'][-1]:.2f} s/tile", flush=True)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def timed(fn, *args, **kw) -> float:
     t = time.perf_counter()
-    fn(*args)
+    fn(*args, **kw)
     return time.perf_counter() - t
 
 
@@ -120,6 +152,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=8, help="tiles to time")
     ap.add_argument("--peer-train", default="../shared/data/deepglobe/train")
     ap.add_argument("--peer-tiles", type=int, default=4, help="tiles the peer trains on")
+    ap.add_argument("--folder-reps", type=int, default=2,
+                    help="repetitions of the whole-folder comparison (0: skip it)")
     ap.add_argument("--out", default="bench_out/speed.json")
     args = ap.parse_args(argv)
     threads = os.cpu_count() or 1
@@ -160,6 +194,7 @@ def main(argv=None):
             stages["roadfeat lightgbm"].append(time_one(plain, rgb, backend, plain.train_gsd))
             print(f"{k}: " + ", ".join(f"{n} {r[-1]:.2f} s" for n, r in runs.items()), flush=True)
 
+    folder = bench_folder(compiled, clf, tiles, args.folder_reps) if args.folder_reps else {}
     engine_rows = bench_engines(compiled, [p for _, p in tiles[:3]], backend)
     med = {n: statistics.median(r) for n, r in runs.items()}
     print(f"\n{threads} cores, {len(tiles)} tiles of {args.tiles}, model {args.model}\n")
@@ -167,6 +202,12 @@ def main(argv=None):
     print("|---|---|---|")
     for n, m in med.items():
         print(f"| {n} | {m:.2f} | {m / med['peer']:.2f} |")
+    if folder:
+        best_peer = min(v for k, v in folder.items() if k.startswith("peer"))
+        print(f"\n| whole folder ({args.folder_reps} reps, median) | s per tile | / peer's best |")
+        print("|---|---|---|")
+        for n, m in folder.items():
+            print(f"| {n} | {m:.2f} | {m / best_peer:.2f} |")
     per_stage = {n: {s: statistics.median(st[s] for st in v) for s in STAGES}
                  for n, v in stages.items()}
     print("\n| roadfeat | " + " | ".join(STAGES) + " |")
@@ -184,7 +225,8 @@ def main(argv=None):
         "tiles": [k for k, _ in tiles], "peer_train": [str(p) for p in peer_paths],
         "first_use_s": first, "engines": engines, "per_tile_s": runs, "median_s": med,
         "ratio_to_peer": {n: m / med["peer"] for n, m in med.items()},
-        "stage_median_s": per_stage, "engines_per_mpx": engine_rows})
+        "stage_median_s": per_stage, "engines_per_mpx": engine_rows,
+        "folder_s_per_tile": folder})
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ class Backend:
     #: order; on the CPU a thread per core (OpenCV, SciPy's FFT and tl2cgen
     #: release the GIL), at most one batch of results held at once.
     pmap: Callable[[Callable, Any], Any]
+    #: ``morph_range(padded, footprints, close)``: maximum and minimum over the
+    #: footprints of the opening (closing if ``close``) of ``padded`` by each,
+    #: at ``padded``'s size; valid where ``padded`` extends the image by twice
+    #: the footprints' radius. On the CPU one footprint at a time; on the GPU
+    #: every footprint in one kernel launch per step.
+    morph_range: Callable[[Any, list, bool], tuple[Any, Any]]
     #: Core size (pixels) of the blocks FFT filter banks work in, or None for
     #: whole images: small blocks keep the CPU's caches warm and the cost per
     #: pixel flat; a GPU does best with one large transform.
@@ -90,6 +96,34 @@ def _cpu_morph(op):
     return run
 
 
+def _streamed_morph_range(xp, erode, dilate, pmap):
+    """``morph_range`` one footprint at a time, holding one result per worker."""
+    def run(padded, footprints, close: bool):
+        first, second = (dilate, erode) if close else (erode, dilate)
+        sup = inf = None
+        for o in pmap(lambda fp: second(first(padded, fp), fp), footprints):
+            sup = o if sup is None else xp.maximum(sup, o)
+            inf = o if inf is None else xp.minimum(inf, o)
+        return sup, inf
+    return run
+
+
+def footprint_offsets(footprints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column offsets of every footprint's pixels, concatenated, and where each starts.
+
+    Returns ``(dy, dx, start)`` (int32): footprint ``i`` is
+    ``dy[start[i]:start[i + 1]], dx[...]`` relative to its centre.
+    """
+    dy, dx, start = [], [], [0]
+    for fp in footprints:
+        r, c = np.nonzero(np.asarray(fp, bool))
+        dy.append(r - fp.shape[0] // 2)
+        dx.append(c - fp.shape[1] // 2)
+        start.append(start[-1] + r.size)
+    return (np.concatenate(dy).astype(np.int32), np.concatenate(dx).astype(np.int32),
+            np.asarray(start, np.int32))
+
+
 def _cpu_trees(booster, stack):
     from .compiled_trees import predictor_of
 
@@ -130,8 +164,9 @@ def _cpu_backend() -> Backend:
     import cv2
     import scipy.fft
 
-    return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize,
-                   _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate), _cpu_trees, _cpu_pmap,
+    erode, dilate = _cpu_morph(cv2.erode), _cpu_morph(cv2.dilate)
+    return Backend("cpu", np, scipy.fft, _cpu_gaussian, _cpu_resize, erode, dilate, _cpu_trees,
+                   _cpu_pmap, _streamed_morph_range(np, erode, dilate, _cpu_pmap),
                    fft_block=512)
 
 
@@ -184,6 +219,102 @@ def _gpu_morph(name):
     return run
 
 
+# Min or max of each footprint's pixels around every pixel, for all footprints in
+# one launch; indices clamp at the border (the caller pads, so the valid part
+# never reads past it). Min and max are exact, so this equals OpenCV's.
+_MORPH_MANY = r"""
+extern "C" __global__ void morph_many(const float* __restrict__ src, float* __restrict__ dst,
+        const int* __restrict__ dy, const int* __restrict__ dx, const int* __restrict__ start,
+        const int n_fp, const int H, const int W, const int per_fp, const int take_max) {
+    const long long plane = (long long)H * W;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= plane * n_fp) return;
+    const int f = (int)(i / plane);
+    const int p = (int)(i - (long long)f * plane);
+    const int y = p / W, x = p - (p / W) * W;
+    const float* s = per_fp ? src + (long long)f * plane : src;
+    float v = take_max ? __int_as_float(0xff800000) : __int_as_float(0x7f800000);
+    for (int k = start[f]; k < start[f + 1]; ++k) {
+        const int yy = min(max(y + dy[k], 0), H - 1);
+        const int xx = min(max(x + dx[k], 0), W - 1);
+        const float u = s[yy * W + xx];
+        v = take_max ? fmaxf(v, u) : fminf(v, u);
+    }
+    dst[i] = v;
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _morph_many_kernel():
+    import cupy
+
+    return cupy.RawKernel(_MORPH_MANY, "morph_many")
+
+
+@functools.lru_cache(maxsize=64)
+def _device_offsets(key):
+    import cupy
+
+    footprints = [np.frombuffer(b, bool).reshape(shape) for shape, b in key]
+    return tuple(cupy.asarray(a) for a in footprint_offsets(footprints))
+
+
+def _kernel_morph_range(padded, footprints, close: bool):
+    import cupy
+
+    dy, dx, start = _device_offsets(tuple((f.shape, np.asarray(f, bool).tobytes())
+                                          for f in footprints))
+    src = cupy.ascontiguousarray(padded, dtype=cupy.float32)
+    (h, w), n = src.shape, len(footprints)
+    first = cupy.empty((n, h, w), cupy.float32)
+    second = cupy.empty_like(first)
+    block = 256
+    grid = (n * h * w + block - 1) // block
+    kernel = _morph_many_kernel()
+    for a, b, per_fp, take_max in ((src, first, 0, close), (first, second, 1, not close)):
+        kernel((grid,), (block,), (a, b, dy, dx, start, np.int32(n), np.int32(h), np.int32(w),
+                                   np.int32(per_fp), np.int32(take_max)))
+    return second.max(axis=0), second.min(axis=0)
+
+
+@functools.lru_cache(maxsize=None)
+def _streamed_gpu_morph_range():
+    import cupy
+
+    return _streamed_morph_range(cupy, _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"),
+                                 _serial_map)
+
+
+@functools.lru_cache(maxsize=1)
+def _morph_kernel_works() -> bool:
+    """Check the one-launch kernel against ``cupyx.scipy.ndimage`` once per process."""
+    import cupy
+
+    from .features.morphology import line_footprint
+
+    try:
+        img = cupy.asarray(np.random.default_rng(0).random((37, 29), dtype=np.float32))
+        fps = [line_footprint(7, np.pi * i / 4) for i in range(4)]
+        for close in (False, True):
+            got = _kernel_morph_range(img, fps, close)
+            want = _streamed_gpu_morph_range()(img, fps, close)
+            # Compare away from the border, where the two border rules agree.
+            if any(not bool((g[6:-6, 6:-6] == w[6:-6, 6:-6]).all()) for g, w in zip(got, want)):
+                raise RuntimeError("results differ from cupyx.scipy.ndimage")
+        return True
+    except Exception as exc:
+        log.info("line morphology on the GPU: the one-launch kernel is not used (%s: %s); "
+                 "using cupyx.scipy.ndimage", type(exc).__name__, str(exc).splitlines()[0][:120])
+        return False
+
+
+def _gpu_morph_range(padded, footprints, close: bool):
+    if _morph_kernel_works():
+        return _kernel_morph_range(padded, footprints, close)
+    return _streamed_gpu_morph_range()(padded, footprints, close)
+
+
 def _gpu_trees(booster, stack):
     from .forest import forest_of, predict_device
 
@@ -198,7 +329,7 @@ def _gpu_backend() -> Backend:
 
     return Backend("gpu", cupy, cupyx.scipy.fft, _gpu_gaussian, _gpu_resize,
                    _gpu_morph("grey_erosion"), _gpu_morph("grey_dilation"), _gpu_trees,
-                   _serial_map)
+                   _serial_map, _gpu_morph_range)
 
 
 @functools.lru_cache(maxsize=1)

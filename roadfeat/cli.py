@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one fixed threshold on the calibrated road probability, in (0, 1) "
                         "(default: each image's own, maximising its expected IoU; the card's "
                         "validation.best_fixed_threshold is the best fixed one in validation)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="images predicted at once in this process, without --dask; each "
+                        "holds its own window's memory (default: 2 on the CPU, 1 on a GPU)")
     _common(p, seed=False, dask=True)
 
     p = sub.add_parser("evaluate", help="score predicted masks against truth masks")
@@ -283,7 +286,8 @@ def cmd_predict(a) -> int:
     if a.threshold is not None:
         model = model.with_threshold(a.threshold)
     report = predict_folder(model, a.images, a.out, get_backend(a.device), a.gsd, a.quiet,
-                            client=a.client, window=a.window, vector=a.vector, nodata=a.nodata)
+                            client=a.client, window=a.window, vector=a.vector, nodata=a.nodata,
+                            threads=a.threads)
     if a.submission:
         ids = report.done + report.reused
         write_submission(a.out, ids, a.submission)

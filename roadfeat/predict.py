@@ -22,6 +22,11 @@ from .runner import map_images
 from .scene import DEFAULT_WINDOW, ArraySource, predict_windows
 
 STATE = ".roadfeat-predict.json"
+#: Images predicted at once in one process, by backend. On the CPU two at once
+#: fill the cores while the other image's decoding, post-processing and other
+#: serial steps run (docs/BENCHMARKS.md); each image in flight holds its own
+#: window's memory. On a GPU more than one has not been measured yet.
+DEFAULT_THREADS = {"cpu": 2, "gpu": 1}
 
 
 def find_inputs(images) -> tuple[dict, dict]:
@@ -102,13 +107,18 @@ def predict_one(model: RoadModel, path, targets: dict, device: str, gsd: float |
 def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
                    gsd: float | None = None, quiet: bool = False, client=None,
                    window: int = DEFAULT_WINDOW, vector: bool = False,
-                   nodata: int | None = None) -> RunReport:
+                   nodata: int | None = None, threads: int | None = None) -> RunReport:
     """Write a mask (and with ``vector`` road lines) for every image in ``images_dir``.
 
     Failures are per image. With a Dask ``client``, each image is one task
     (workers must see the folders at the same paths). ``nodata``: see
-    :func:`predict_one`.
+    :func:`predict_one`. ``threads``: images predicted at once in this
+    process without Dask (default :data:`DEFAULT_THREADS` of the backend).
     """
+    if threads is None:
+        threads = DEFAULT_THREADS[backend.name]
+    if threads < 1:
+        raise InputError("--threads", f"must be at least 1, not {threads}")
     out_dir = Path(out_dir)
     folder = Path(images_dir).parent if Path(images_dir).is_file() else Path(images_dir)
     if out_dir.resolve() == folder.resolve():
@@ -147,7 +157,7 @@ def predict_folder(model: RoadModel, images_dir, out_dir, backend: Backend,
     shared = client.scatter(model, broadcast=True) if client is not None and todo else model
     jobs = {k: (shared, path, targets, backend.name, gsd, window, nodata)
             for k, (path, targets) in todo.items()}
-    results, failures = map_images(predict_one, jobs, client, "predict", quiet)
+    results, failures = map_images(predict_one, jobs, client, "predict", quiet, threads)
     report.done += sorted(results)
     report.failed.update(failures)
     return report

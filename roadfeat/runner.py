@@ -55,9 +55,13 @@ def _one(fn: Callable, args: tuple):
         return False, str(exc)
 
 
-def map_images(fn: Callable, jobs: dict, client=None, desc: str = "", quiet: bool = False
-               ) -> tuple[dict, dict]:
+def map_images(fn: Callable, jobs: dict, client=None, desc: str = "", quiet: bool = False,
+               threads: int = 1) -> tuple[dict, dict]:
     """Call ``fn(*jobs[id])`` for every id.
+
+    Without a Dask ``client``, ``threads`` > 1 runs that many calls at once
+    in this process (on a GPU, one image's decoding, post-processing and
+    writing then overlap another's device work).
 
     Returns ``(results, failures)``: id -> return value, and id -> one-line
     message for each :class:`~roadfeat.io.InputError` raised by ``fn`` or
@@ -65,6 +69,15 @@ def map_images(fn: Callable, jobs: dict, client=None, desc: str = "", quiet: boo
     bugs, not bad inputs).
     """
     results, failures = {}, {}
+    if client is None and threads > 1 and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(threads, thread_name_prefix=f"roadfeat-{desc}") as pool:
+            futures = {pool.submit(_one, fn, jobs[k]): k for k in sorted(jobs)}
+            for fut in progress(as_completed(futures), desc, quiet, total=len(futures)):
+                ok, value = fut.result()
+                (results if ok else failures)[futures[fut]] = value
+        return results, failures
     if client is None:
         for k in progress(sorted(jobs), desc, quiet):
             ok, value = _one(fn, jobs[k])

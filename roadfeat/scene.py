@@ -109,16 +109,17 @@ _SCRATCH_PLANES = 48
 _READ_BYTES = 27
 
 
-def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> int:
-    """Bytes that predicting a scene of any size in ``window``-pixel cores may hold at peak.
+def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW,
+                 images_at_once: int = 1) -> int:
+    """Bytes that predicting scenes of any size in ``window``-pixel cores may hold at peak.
 
-    One window is in memory at a time: its read (core plus both halos, see
-    :func:`halos`) at input resolution, and at the working resolution the one
-    feature buffer of both stages (the model's F image and C context
-    features), plus scratch planes; on top, the process with its libraries
-    and models, and the FFT kernel spectra's cache at its cap.
-    docs/SCENES.md states it, and ``benchmarks/bench_scene.py`` holds
-    measured peaks to it.
+    Each image in flight (``predict --threads``) holds one window at a time:
+    its read (core plus both halos, see :func:`halos`) at input resolution,
+    and at the working resolution the one feature buffer of both stages (the
+    model's F image and C context features), plus scratch planes. The process
+    with its libraries and models, and the FFT kernel spectra's cache at its
+    cap, are shared. docs/SCENES.md states it, and
+    ``benchmarks/bench_scene.py`` holds measured peaks to it.
     """
     from .features import context_names
     from .features.fftconv import SPECTRA_CACHE_BYTES
@@ -129,7 +130,8 @@ def memory_bound(model: RoadModel, gsd: float, window: int = DEFAULT_WINDOW) -> 
     h, w = working_shape((read, read), gsd, float(model.card["spec"]["working_gsd"]))
     f, c = len(model.names), len(context_names(model.card["spec"]))
     planes = f + c + _SCRATCH_PLANES
-    return int(_BASE_BYTES + SPECTRA_CACHE_BYTES + 4 * planes * h * w + _READ_BYTES * read * read)
+    per_image = 4 * planes * h * w + _READ_BYTES * read * read
+    return int(_BASE_BYTES + SPECTRA_CACHE_BYTES + images_at_once * per_image)
 
 
 def windows(shape, core: int, feat_halo: int, post_halo: int, step: int = 1) -> Iterator[Window]:

@@ -40,6 +40,18 @@ def test_expected_iou_threshold_is_the_brute_force_optimum(seed):
     assert expected_iou_threshold(p) == pytest.approx(brute_force_threshold(p))
 
 
+def test_a_float32_map_gets_exactly_its_float64_threshold():
+    rng = np.random.default_rng(9)
+    # Many ties, as in maps of few distinct leaf sums.
+    p32 = np.round(rng.beta(0.3, 3.0, size=(300, 400)), 4).astype(np.float32)
+    p64 = p32.astype(np.float64)
+    assert expected_iou_threshold(p32) == expected_iou_threshold(p64)
+    q = np.sort(p64.ravel())[::-1]  # the float64 computation written out
+    inside = np.cumsum(q)
+    best = q[np.argmax(inside / (np.arange(1, q.size + 1) + inside[-1] - inside))]
+    assert expected_iou_threshold(p32) == best
+
+
 def test_faint_roads_get_a_lower_threshold_than_clear_ones():
     clear = np.r_[np.full(100, 0.9), np.full(900, 0.02)]
     faint = np.r_[np.full(100, 0.3), np.full(900, 0.02)]

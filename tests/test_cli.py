@@ -207,7 +207,8 @@ def test_geo_flags_without_the_geo_extra_are_one_line_errors(trained, synth_dirs
                                         (["--threshold", "1.5"], "--threshold"),
                                         (["--gsd", "inf"], "--gsd"), (["--gsd", "nan"], "--gsd"),
                                         (["--gsd", "1e9"], "--gsd"), (["--gsd", "20"], "--gsd"),
-                                        (["--gsd", "1e-9"], "--gsd")])
+                                        (["--gsd", "1e-9"], "--gsd"),
+                                        (["--threads", "0"], "--threads")])
 def test_bad_sizes_are_one_line_errors(trained, synth_dirs, tmp_path, capsys, args, flag):
     _, test_dir = synth_dirs
     assert run("predict", "--model", trained / "model", "--images", test_dir, "--out",

@@ -49,6 +49,19 @@ def test_map_images_keeps_results_and_failures_alike_here_and_on_dask(client):
     assert here[0] == {"k1": 1, "k2": 4, "k3": 9} and here[1] == {"k-1": "item-1: negative"}
 
 
+def test_threads_give_the_same_results_and_run_calls_at_once():
+    import threading
+
+    jobs = {f"k{i}": (i,) for i in (-1, 1, 2, 3)}
+    assert map_images(_square, jobs, None, quiet=True, threads=3) == \
+        map_images(_square, jobs, None, quiet=True)
+    # Each call waits for a second one: only concurrent calls get past the barrier.
+    barrier = threading.Barrier(2, timeout=30)
+    both = map_images(lambda x: barrier.wait() >= 0, {"a": (0,), "b": (1,)}, None,
+                      quiet=True, threads=2)
+    assert both == ({"a": True, "b": True}, {})
+
+
 def test_a_killed_worker_loses_only_its_image(client):
     import dask
 
@@ -151,3 +164,16 @@ def test_dask_prediction_equals_single_process_and_keeps_good_files(client, synt
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
         connect("tcp://127.0.0.1:9", timeout="2s")
+
+
+def test_images_at_once_give_the_masks_of_one_at_a_time(synth_dirs, local_run, tmp_path):
+    from roadfeat.predict import DEFAULT_THREADS
+
+    assert DEFAULT_THREADS["cpu"] > 1  # local_run's masks came from several at once
+    _, test_dir = synth_dirs
+    report = predict_folder(RoadModel.load(local_run / "model"), test_dir, tmp_path / "one",
+                            CPU, quiet=True, threads=1)
+    assert len(report.done) == 3
+    for k in report.done:
+        assert (tmp_path / "one" / f"{k}_mask.png").read_bytes() == \
+            (local_run / "pred" / f"{k}_mask.png").read_bytes()

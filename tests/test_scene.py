@@ -117,3 +117,6 @@ def test_memory_bound_grows_with_the_window_and_the_model():
     one_stage = RoadModel(model.booster, dict(model.card, spec=without_context(model.card["spec"]),
                                               context_names=[]))
     assert memory_bound(one_stage, 0.5, 2048) < memory_bound(model, 0.5, 2048)
+    # Two images in flight (predict's default on the CPU) hold two windows; the
+    # process and the spectra cache are shared.
+    assert round(memory_bound(model, 0.5, 2048, images_at_once=2) / 2**30, 2) == 4.53

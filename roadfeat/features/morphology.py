@@ -75,33 +75,22 @@ def disc_tophats(img, diameter: int):
     return img - opened, closed - img
 
 
-def _over_orientations(img, length: int, n_orient: int, first, second):
-    """Supremum and infimum over orientations of ``second(first(img))`` by segments."""
-    bk = backend_of(img)
-    xp = bk.xp
+def _over_orientations(img, length: int, n_orient: int, close: bool):
+    """Supremum and infimum over orientations of openings (closings if ``close``) by segments."""
     padded, inner = _padded(img, 2 * (int(length) // 2))
-
-    def residue(theta):
-        fp = line_footprint(int(length), theta)
-        return second(first(padded, fp), fp)[inner]
-
-    sup = inf = None
-    for o in bk.pmap(residue, [np.pi * i / n_orient for i in range(n_orient)]):
-        sup = o if sup is None else xp.maximum(sup, o)
-        inf = o if inf is None else xp.minimum(inf, o)
-    return sup, inf
+    footprints = [line_footprint(int(length), np.pi * i / n_orient) for i in range(n_orient)]
+    sup, inf = backend_of(img).morph_range(padded, footprints, close)
+    return sup[inner], inf[inner]
 
 
 def line_openings(img, length: int, n_orient: int = 16):
     """Supremum and infimum over orientations of openings by segments of ``length``."""
-    bk = backend_of(img)
-    return _over_orientations(img, length, n_orient, bk.erode, bk.dilate)
+    return _over_orientations(img, length, n_orient, close=False)
 
 
 def line_closings(img, length: int, n_orient: int = 16):
     """Supremum and infimum over orientations of closings by segments of ``length``."""
-    bk = backend_of(img)
-    return _over_orientations(img, length, n_orient, bk.dilate, bk.erode)
+    return _over_orientations(img, length, n_orient, close=True)
 
 
 def line_morphology(img, length: int, n_orient: int = 16):
