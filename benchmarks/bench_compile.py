@@ -11,6 +11,7 @@ into ``--cache`` (a library already there is loaded, and its compile time
 reported as cached), then times predicting every working pixel of ``--n``
 real tiles (features of each model's own spec, 2 threads, best of 3), one
 model after another in the same run. Prints seconds per 1024² tile.
+``--blocksizes`` compiles roadfeat's way at several cache-block sizes instead.
 """
 
 from __future__ import annotations
@@ -46,27 +47,34 @@ def main(argv=None) -> int:
     ap.add_argument("--tiles", default="bench_out/split/val", help="folder of 1024² <id>_sat.jpg")
     ap.add_argument("--n", type=int, default=3, help="tiles to time")
     ap.add_argument("--cache", default="bench_out/compile_cache", help="folder of the libraries")
+    ap.add_argument("--blocksizes", nargs="+", type=int, default=None,
+                    help="instead, roadfeat's way (inlined, level 0) at each of these "
+                         "fblocksize values (trees per cache block; lleaves' default 34)")
     a = ap.parse_args(argv)
+    variants = ([(True, 0, b) for b in a.blocksizes] if a.blocksizes
+                else [(True, 0, 34), (True, 2, 34), (False, 2, 34)])
     tiles = sorted(glob.glob(str(Path(a.tiles) / "*_sat.jpg")))[:a.n]
     if not tiles:
         ap.error(f"no *_sat.jpg in {a.tiles}")
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     backend, threads = get_backend("cpu"), cpu_threads()
-    print("| model | leaves in stage 1 | finline | codegen | compile s | predict s per tile |")
-    print("|---|---|---|---|---|---|")
+    print("| model | leaves in stage 1 | finline | codegen | fblocksize | compile s | "
+          "predict s per tile |")
+    print("|---|---|---|---|---|---|---|")
     for folder in a.models:
         model = RoadModel.load(folder)
         text = Path(folder, "model.txt").read_bytes()
         n_leaves = sum(t["num_leaves"] for t in model.booster.dump_model()["tree_info"])
         X = rows(model.card["spec"], tiles, backend)
-        for inline, level in ((True, 0), (True, 2), (False, 2)):
-            lib = cache / f"{hashlib.sha256(text).hexdigest()[:16]}-inline{int(inline)}-O{level}.o"
+        for inline, level, block in variants:
+            fb = "" if block == 34 else f"-fb{block}"  # the names before fblocksize was an option
+            lib = cache / f"{hashlib.sha256(text).hexdigest()[:16]}-inline{int(inline)}-O{level}{fb}.o"
             cached = lib.exists()
             t0 = time.perf_counter()
             m = lleaves.Model(model_file=str(Path(folder, "model.txt")))
             with lleaves_codegen(level):
-                m.compile(cache=str(lib), finline=inline)
+                m.compile(cache=str(lib), finline=inline, fblocksize=block)
             compile_s = "cached" if cached else f"{time.perf_counter() - t0:.1f}"
             m.predict(X[:1000], n_jobs=threads)
             best = float("inf")
@@ -74,8 +82,8 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 m.predict(X, n_jobs=threads)
                 best = min(best, (time.perf_counter() - t0) / len(tiles))
-            print(f"| {folder} | {n_leaves} | {inline} | O{level} | {compile_s} | {best:.3f} |",
-                  flush=True)
+            print(f"| {folder} | {n_leaves} | {inline} | O{level} | {block} | {compile_s} | "
+                  f"{best:.3f} |", flush=True)
     return 0
 
 

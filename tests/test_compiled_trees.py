@@ -83,6 +83,12 @@ def test_lleaves_at_each_codegen_level_equals_lightgbm_and_keys_its_library(leve
     _, other = ct.compiled_library(ct._Lleaves, booster.model_to_string(num_iteration=-1),
                                    tmp_path)
     assert len(list((tmp_path / "compiled").glob("lleaves-*.o"))) == 2 and other.exists()
+    # So is the cache block size.
+    monkeypatch.setattr(ct, "LLEAVES_BLOCKSIZE", ct.LLEAVES_BLOCKSIZE + 1)
+    assert f"fblocksize {ct.LLEAVES_BLOCKSIZE}" in ct._Lleaves.versions()
+    _, third = ct.compiled_library(ct._Lleaves, booster.model_to_string(num_iteration=-1),
+                                   tmp_path)
+    assert len(list((tmp_path / "compiled").glob("lleaves-*.o"))) == 3 and third.exists()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
