@@ -60,8 +60,8 @@ def map_images(fn: Callable, jobs: dict, client=None, desc: str = "", quiet: boo
     """Call ``fn(*jobs[id])`` for every id.
 
     Without a Dask ``client``, ``threads`` > 1 runs that many calls at once
-    in this process (on a GPU, one image's decoding, post-processing and
-    writing then overlap another's device work).
+    in this process, so that one image's single-threaded steps (decoding,
+    post-processing, writing) run beside another's features and trees.
 
     Returns ``(results, failures)``: id -> return value, and id -> one-line
     message for each :class:`~roadfeat.io.InputError` raised by ``fn`` or
