@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.io import read_image  # noqa: E402
 from roadfeat.model import RoadModel  # noqa: E402
+from roadfeat.predict import DEFAULT_THREADS  # noqa: E402
 from roadfeat.scene import memory_bound  # noqa: E402
 
 RUN = ("import resource, sys\nfrom roadfeat.cli import main\nrc = main(sys.argv[1:])\n"
@@ -68,6 +69,9 @@ def main(argv=None):
     ap.add_argument("--image", required=True, help="a real tile to mirror into scenes")
     ap.add_argument("--sizes", default="2048,5000,20000")
     ap.add_argument("--windows", default="2048", help="--window values, each run on each size")
+    ap.add_argument("--scenes", type=int, default=1,
+                    help="copies of each scene in the folder, predicted with predict's default "
+                         "images at once; the bound counts one window per image in flight")
     ap.add_argument("--work", default="bench_out/scene")
     ap.add_argument("--out", default="bench_out/scene.json")
     args = ap.parse_args(argv)
@@ -81,6 +85,14 @@ def main(argv=None):
         scene = d / "in" / "scene_sat.tif"
         if not scene.exists():
             write_scene(scene, tile, size)
+        for i in range(1, args.scenes):
+            copy = d / "in" / f"scene{i}_sat.tif"
+            if not copy.exists():
+                copy.symlink_to(scene.name)
+        for copy in (d / "in").glob("scene[0-9]*_sat.tif"):  # copies of an earlier run
+            if int(copy.name[5:-8]) >= args.scenes:
+                copy.unlink()
+        in_flight = min(args.scenes, DEFAULT_THREADS["cpu"])
         for window in map(int, args.windows.split(",")):
             out = d / f"out-{time.time_ns()}"
             t = time.perf_counter()
@@ -93,19 +105,21 @@ def main(argv=None):
                 sys.exit(f"predict failed on {scene}: {proc.stderr.strip()[-500:]}")
             shutil.rmtree(out)
             peak = int(proc.stderr.split("PEAK_RSS_KB")[1].split()[0]) / 1024 ** 2
-            bound = memory_bound(model, 0.5, window) / 2**30
-            row = {"size": size, "mpx": size * size / 1e6, "window": window, "seconds": secs,
-                   "s_per_mpx": secs / (size * size / 1e6), "peak_rss_gib": peak,
+            bound = memory_bound(model, 0.5, window, in_flight) / 2**30
+            row = {"size": size, "scenes": args.scenes, "in_flight": in_flight,
+                   "mpx": size * size / 1e6, "window": window, "seconds": secs,
+                   "s_per_mpx": secs / (args.scenes * size * size / 1e6), "peak_rss_gib": peak,
                    "bound_gib": bound}
             rows.append(row)
-            print(f"{size}², window {window}: {secs:.1f} s, {row['s_per_mpx']:.2f} s/Mpx, "
+            print(f"{args.scenes} × {size}², window {window}: {secs:.1f} s, "
+                  f"{row['s_per_mpx']:.2f} s/Mpx, "
                   f"peak RSS {peak:.2f} GiB (bound {bound:.2f})", flush=True)
             os.makedirs(Path(args.out).parent, exist_ok=True)
             Path(args.out).write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
-    print("\n| scene | Mpx | --window | seconds | s per Mpx | peak RSS GiB | bound GiB |\n"
-          "|---|---|---|---|---|---|---|")
+    print("\n| scenes | scene | Mpx | --window | seconds | s per Mpx | peak RSS GiB | bound GiB |\n"
+          "|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']}² | {r['mpx']:.0f} | {r['window']} | {r['seconds']:.0f} | "
+        print(f"| {r['scenes']} | {r['size']}² | {r['mpx']:.0f} | {r['window']} | {r['seconds']:.0f} | "
               f"{r['s_per_mpx']:.2f} | {r['peak_rss_gib']:.2f} | {r['bound_gib']:.2f} |")
     over = [r for r in rows if r["peak_rss_gib"] > r["bound_gib"]]
     if over:
