@@ -153,7 +153,7 @@ class _Lleaves:
 LLEAVES_CODEGEN_OPT = 0
 #: Trees per cache block in lleaves' libraries (its default is 34). With 255
 #: leaves, blocks of 16 trees keep each block's code in the instruction cache:
-#: 0.91x the first stage's predict time of 34 (docs/BENCHMARKS.md, "Compiling
+#: 0.92x the first stage's predict time of 34 (docs/BENCHMARKS.md, "Compiling
 #: the trees"), the same float32 probabilities.
 LLEAVES_BLOCKSIZE = 16
 _CODEGEN_LOCK = threading.Lock()
