@@ -100,7 +100,7 @@ def expected_iou_threshold(prob: np.ndarray) -> float:
     """
     p = np.asarray(prob)
     # Sorting float32 maps as float32 orders the same values as float64 would,
-    # in 60% of the time; the sums below are float64 either way.
+    # and sorts half the bytes; the sums below are float64 either way.
     p = np.sort((p if p.dtype == np.float32 else p.astype(np.float64)).ravel())[::-1]
     if p.size == 0 or p[0] <= 0:
         return 1.0
