@@ -155,8 +155,6 @@ def main(argv=None):
     ap.add_argument("--peer-tiles", type=int, default=4, help="tiles the peer trains on")
     ap.add_argument("--folder-reps", type=int, default=2,
                     help="repetitions of the whole-folder comparison (0: skip it)")
-    ap.add_argument("--folder-only", action="store_true",
-                    help="only the whole-folder comparison (no per-tile, stage or engine passes)")
     ap.add_argument("--out", default="bench_out/speed.json")
     args = ap.parse_args(argv)
     threads = os.cpu_count() or 1
@@ -187,7 +185,7 @@ def main(argv=None):
     stages = {"roadfeat compiled": [], "roadfeat lightgbm": []}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        for k, path in ([] if args.folder_only else tiles):
+        for k, path in tiles:
             target = {"mask": out / f"{k}_mask.png"}
             runs["roadfeat compiled"].append(timed(predict_one, compiled, path, target, "cpu", None))
             runs["roadfeat lightgbm"].append(timed(predict_one, plain, path, target, "cpu", None))
@@ -198,15 +196,13 @@ def main(argv=None):
             print(f"{k}: " + ", ".join(f"{n} {r[-1]:.2f} s" for n, r in runs.items()), flush=True)
 
     folder = bench_folder(compiled, clf, tiles, args.folder_reps) if args.folder_reps else {}
-    engine_rows = ([] if args.folder_only else
-                   bench_engines(compiled, [p for _, p in tiles[:3]], backend))
-    med = {n: statistics.median(r) for n, r in runs.items() if r}
+    engine_rows = bench_engines(compiled, [p for _, p in tiles[:3]], backend)
+    med = {n: statistics.median(r) for n, r in runs.items()}
     print(f"\n{threads} cores, {len(tiles)} tiles of {args.tiles}, model {args.model}\n")
-    if med:
-        print("| method | median s per tile | / peer (same run) |")
-        print("|---|---|---|")
-        for n, m in med.items():
-            print(f"| {n} | {m:.2f} | {m / med['peer']:.2f} |")
+    print("| method | median s per tile | / peer (same run) |")
+    print("|---|---|---|")
+    for n, m in med.items():
+        print(f"| {n} | {m:.2f} | {m / med['peer']:.2f} |")
     if folder:
         best_peer = min(v for k, v in folder["median"].items() if k.startswith("peer"))
         print(f"\n| whole folder ({args.folder_reps} reps, median) | s per tile | / peer's best |")
@@ -214,24 +210,22 @@ def main(argv=None):
         for n, m in folder["median"].items():
             print(f"| {n} | {m:.2f} | {m / best_peer:.2f} |")
     per_stage = {n: {s: statistics.median(st[s] for st in v) for s in STAGES}
-                 for n, v in stages.items() if v}
-    if per_stage:
-        print("\n| roadfeat | " + " | ".join(STAGES) + " |")
-        print("|---" * (len(STAGES) + 1) + "|")
-        for n, st in per_stage.items():
-            print(f"| {n} | " + " | ".join(f"{st[s]:.3f}" for s in STAGES) + " |")
-    if engine_rows:
-        print("\n| trees | stage | compile or load s | s per Mpx | max abs diff to LightGBM |")
-        print("|---|---|---|---|---|")
-        for r in engine_rows:
-            print(f"| {r['engine']} | {r['stage']} | {r['build_s']:.1f} | {r['s_per_mpx']:.3f} | "
-                  f"{r['max_diff']:.1e} |")
+                 for n, v in stages.items()}
+    print("\n| roadfeat | " + " | ".join(STAGES) + " |")
+    print("|---" * (len(STAGES) + 1) + "|")
+    for n, st in per_stage.items():
+        print(f"| {n} | " + " | ".join(f"{st[s]:.3f}" for s in STAGES) + " |")
+    print("\n| trees | stage | compile or load s | s per Mpx | max abs diff to LightGBM |")
+    print("|---|---|---|---|---|")
+    for r in engine_rows:
+        print(f"| {r['engine']} | {r['stage']} | {r['build_s']:.1f} | {r['s_per_mpx']:.3f} | "
+              f"{r['max_diff']:.1e} |")
     write_json_atomic(Path(args.out), {
         "date": datetime.date.today().isoformat(), "cores": threads,
         "machine": platform.processor() or platform.machine(), "model": args.model,
         "tiles": [k for k, _ in tiles], "peer_train": [str(p) for p in peer_paths],
         "first_use_s": first, "engines": engines, "per_tile_s": runs, "median_s": med,
-        "ratio_to_peer": {n: m / med["peer"] for n, m in med.items()} if med else {},
+        "ratio_to_peer": {n: m / med["peer"] for n, m in med.items()},
         "stage_median_s": per_stage, "engines_per_mpx": engine_rows,
         "folder_s_per_tile": folder})
 
