@@ -6,11 +6,14 @@
     python benchmarks/bench_ablation.py --features features/train302 \\
         --val bench_out/split/val --out bench_out/ablation.json [--variants base no-gabor ...]
 
-(The 2026-12-06 table in docs/RESULTS.md was measured against the defaults
-of the day: ``--rounds 400 --num-leaves 31 --learning-rate 0.05``, on
-features extracted with the spec now kept as
-``benchmarks/specs/base/default-86.json``. The base spec is always the
-features folder's own; an added entry that it already holds is refused.)
+(The sixteenth session's table in docs/RESULTS.md was measured against the
+defaults of the day: ``--rounds 400 --num-leaves 31 --learning-rate 0.05``,
+on features extracted with the spec now kept as
+``benchmarks/specs/base/default-86.json``; the nineteenth session's
+``no-KIND<scale>`` and later ``add-`` variants against the defaults of its
+start (``benchmarks/candidates/lines81-tophat.json``), on
+``features/train302v3``. The base spec is always the features folder's
+own; an added entry that it already holds is refused.)
 
 A first-stage proxy, so that one variant costs about two minutes instead of
 a 20-minute retraining: each variant is **one** LightGBM fit of the first
@@ -22,8 +25,8 @@ change the budget or the share of road rows), scored on every
 second working pixel of every validation tile in both directions (65,536
 pixels per 1024² tile, labels as ``extract`` makes them).
 
-A variant is the default spec with feature entries removed or added, or
-the default LightGBM parameters changed. Columns that the features folder
+A variant is the default spec with feature entries removed or added, one
+scale of an entry removed, or the default LightGBM parameters changed. Columns that the features folder
 lacks (added entries) are computed from the training images at the
 sampled pixels. Prints, per variant, pooled average precision, the mean
 per-image IoU at the variant's best single threshold (the same rule for
@@ -52,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roadfeat.backend import get_backend, to_host  # noqa: E402
 from roadfeat.compiled_trees import engine_predictor  # noqa: E402
 from roadfeat.extract import kept_rows, load_rows  # noqa: E402
-from roadfeat.features.spec import SpecError, compute_features, feature_names  # noqa: E402
+from roadfeat.features.spec import KINDS, SpecError, compute_features  # noqa: E402
+from roadfeat.features.spec import feature_names  # noqa: E402
 from roadfeat.io import find_images, mask_path_for, read_image, read_json, read_mask  # noqa: E402
 from roadfeat.io import write_json_atomic  # noqa: E402
 from roadfeat.progress import progress  # noqa: E402
@@ -66,7 +70,16 @@ def _drop(kind):
     return {"drop": [kind]}
 
 
-#: name -> {"drop": kinds to remove, "add": entries to append, "gbm": parameter changes,
+def _trim(kind, scale):
+    return {"trim": {kind: [scale]}}
+
+
+#: The smallest scale of each family of the 101-feature default (lines81-tophat.json).
+SMALLEST = {"gaussian": 2, "local_std": 2, "gradient": 1, "hessian": 1, "gabor": 4,
+            "line": 21, "line_morph": 21, "disc_tophat": 5}
+
+#: name -> {"drop": kinds to remove, "trim": {kind: scales to remove from its entries},
+#: "add": entries to append, "gbm": parameter changes,
 #: "rounds": boosting rounds instead of --rounds, "row_budget": rows in all instead of
 #: train's, "pos_fraction": share of road rows per image instead of extract's}
 VARIANTS: dict[str, dict] = {
@@ -94,12 +107,30 @@ VARIANTS: dict[str, dict] = {
     "leaves255-lr0.1-r200": {"gbm": {"num_leaves": 255, "learning_rate": 0.1}, "rounds": 200},
     "rows4M": {"row_budget": 4_000_000},
     "pos0.3": {"pos_fraction": 0.3},
+    "pos0.6": {"pos_fraction": 0.6},
+    "pos0.7": {"pos_fraction": 0.7},
+    **{f"no-{k}{s:g}": _trim(k, s) for k, s in SMALLEST.items()},
+    "no-smallest": {"trim": {k: [s] for k, s in SMALLEST.items()}},
+    "add-pantex4-16": {"add": [{"kind": "pantex", "sources": ["lum"], "sigmas": [4, 16]}]},
+    "add-line_morph81": {"add": [
+        {"kind": "line_morph", "sources": ["lum"], "lengths": [81], "n_orient": 16}]},
+    "add-line_morph-sat": {"add": [
+        {"kind": "line_morph", "sources": ["sat"], "lengths": [21, 41], "n_orient": 16}]},
+    "add-tophat21-31": {"add": [
+        {"kind": "disc_tophat", "sources": ["lum"], "diameters": [21, 31]}]},
 }
 
 
 def variant_spec(base: dict, v: dict) -> dict:
     spec = copy.deepcopy(base)
-    spec["features"] = [e for e in spec["features"] if e["kind"] not in v.get("drop", ())]
+    for e in spec["features"]:
+        gone = v.get("trim", {}).get(e["kind"], ())
+        if gone:
+            key = KINDS[e["kind"]].scale
+            e[key] = [s for s in e[key] if s not in gone]
+    scale = {k: KINDS[k].scale for k in KINDS}
+    spec["features"] = [e for e in spec["features"] if e["kind"] not in v.get("drop", ())
+                        and (scale[e["kind"]] is None or e[scale[e["kind"]]])]
     spec["features"] += copy.deepcopy(v.get("add", []))
     spec.pop("context", None)
     spec.pop("support", None)

@@ -11,6 +11,8 @@ follows it, so they cost no retraining:
 
 - ``default``: what ``roadfeat predict`` writes with this model;
 - ``no self-training``: the calibrated map without the per-image booster;
+- ``no calibration``: the map before Platt scaling, at its own expected-IoU
+  threshold (models with a calibration and no self-training);
 - ``fixed threshold``: the card's ``validation.best_fixed_threshold``
   (chosen on the training images' out-of-fold maps) instead of each image's
   own expected-IoU threshold, with and without self-training;
@@ -52,6 +54,8 @@ def variants(model: RoadModel) -> dict:
     out = {"default": ("adapt" if model.adapt else "plain", None, post)}
     if model.adapt:
         out["no self-training"] = ("plain", None, post)
+    if model.card.get("calibration") and not model.adapt:
+        out["no calibration"] = ("uncalibrated", None, post)
     if fixed is not None:
         out[f"fixed threshold {fixed:g}"] = (out["default"][0], fixed, post)
         if model.adapt:
@@ -109,6 +113,8 @@ def main(argv=None) -> int:
         seconds.append(time.perf_counter() - t)
         if model.adapt:
             maps["plain"] = backend_resize_host(inter["calibrated"], rgb.shape[:2])
+        elif model.card.get("calibration"):
+            maps["uncalibrated"] = backend_resize_host(inter["uncalibrated"], rgb.shape[:2])
         rules = {m: expected_iou_threshold(p) for m, p in maps.items()}
         for name, (which, thr, post) in table.items():
             mask = postprocess(maps[which], rules[which] if thr is None else thr, post, a.gsd)

@@ -165,7 +165,8 @@ class RoadModel:
         ``timings``, if given, accumulates seconds per stage (features,
         boosting). ``intermediates``, if given, receives the working-resolution
         ``stack`` of image features, the ``context`` features (two-stage
-        models) and the ``calibrated`` map before self-training, on the host.
+        models), the ``uncalibrated`` map before Platt scaling and the
+        ``calibrated`` map before self-training, on the host.
         """
         gsd = self.train_gsd if gsd is None else gsd
         spec = self.card["spec"]
@@ -189,6 +190,8 @@ class RoadModel:
             del stack, ctx
         with _stage(timings, "features"):
             prob = to_host(apply_support(backend.asarray(prob), spec))
+        if intermediates is not None:
+            intermediates["uncalibrated"] = prob
         cal = self.card.get("calibration")
         if cal:
             prob = apply_platt(prob, cal["a"], cal["b"])

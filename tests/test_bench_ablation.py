@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roadfeat.features.spec import feature_names
+from roadfeat.features.spec import KINDS, feature_names
 
 _PATH = Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py"
 _SPEC = importlib.util.spec_from_file_location("bench_ablation", _PATH)
@@ -15,30 +15,58 @@ bench = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(bench)
 
 
-def table_spec():
-    """The spec the variants were measured against: the default of the day."""
-    return json.loads((Path(__file__).parents[1] / "benchmarks" / "specs" / "base"
-                       / "default-86.json").read_text())
+#: Variants measured against the 101-feature default of the nineteenth session's start;
+#: the others, against the 86-feature one.
+ON_101 = {n for n, v in bench.VARIANTS.items() if "trim" in v} | {
+    "add-pantex4-16", "add-line_morph81", "add-line_morph-sat", "add-tophat21-31"}
+
+
+def table_spec(name):
+    """The spec a variant was measured against: the default of the day."""
+    benchmarks = Path(__file__).parents[1] / "benchmarks"
+    if name in ON_101:
+        return json.loads((benchmarks / "candidates" / "lines81-tophat.json").read_text())
+    return json.loads((benchmarks / "specs" / "base" / "default-86.json").read_text())
+
+
+def _scale_names(spec, kind, scales):
+    """Names of the features one kind gives at the given scales."""
+    key = KINDS[kind].scale
+    entries = [dict(e, **{key: [s for s in e[key] if s in scales]})
+               for e in spec["features"] if e["kind"] == kind]
+    return feature_names(bench.added_spec(spec, [e for e in entries if e[key]]))
 
 
 @pytest.mark.parametrize("name", sorted(bench.VARIANTS))
 def test_each_variant_is_a_valid_spec_that_changes_only_what_it_names(name):
-    base = feature_names(table_spec())
+    spec = table_spec(name)
+    base = feature_names(spec)
     v = bench.VARIANTS[name]
-    names = feature_names(bench.variant_spec(table_spec(), v))
+    names = feature_names(bench.variant_spec(spec, v))
     dropped = [n for n in base if n not in names]
     added = [n for n in names if n not in base]
-    added_spec = bench.added_spec(table_spec(), v.get("add", []))
+    added_spec = bench.added_spec(spec, v.get("add", []))
     assert added == (feature_names(added_spec) if v.get("add") else [])
     if v.get("drop"):
         assert dropped and not added
         kind_names = feature_names(bench.added_spec(
-            table_spec(), [e for e in table_spec()["features"] if e["kind"] in v["drop"]]))
+            spec, [e for e in spec["features"] if e["kind"] in v["drop"]]))
         assert dropped == kind_names
+    elif v.get("trim"):
+        assert dropped and not added
+        assert sorted(dropped) == sorted(n for k, s in v["trim"].items()
+                                         for n in _scale_names(spec, k, s))
     else:
         assert not dropped
     if v.get("gbm") or v.get("rounds"):
         assert not dropped and not added
+
+
+def test_the_smallest_scales_are_those_of_the_spec_they_were_measured_on():
+    for e in table_spec("no-smallest")["features"]:
+        key = KINDS[e["kind"]].scale
+        if key is not None:
+            assert bench.SMALLEST[e["kind"]] == min(e[key])
 
 
 def test_scores_are_per_tile_iou_at_the_best_shared_threshold():

@@ -33,3 +33,17 @@ def test_features_no_tree_uses_are_not_computed_and_change_nothing(trained):
 
     # Self-training fits a booster on every image feature: all are computed.
     assert RoadModel(booster, dict(card, adapt={"rounds": 5})).needed is None
+
+
+def test_intermediates_hold_the_map_before_and_after_calibration(trained):
+    from roadfeat.calibration import apply_platt
+
+    model = RoadModel.load(trained / "model")
+    cal = model.card["calibration"]
+    rgb, _ = make_scene(np.random.default_rng(7), 192)
+    got: dict = {}
+    model.probability(rgb, CPU, intermediates=got)
+    np.testing.assert_array_equal(apply_platt(got["uncalibrated"], cal["a"], cal["b"]),
+                                  got["calibrated"])
+    assert not np.array_equal(got["uncalibrated"], got["calibrated"])
+    assert got["uncalibrated"].shape == got["calibrated"].shape == got["stack"].shape[1:]

@@ -58,19 +58,35 @@ def test_receptive_radius_is_enough_for_identical_features(model, scene):
                                    atol=1e-4, rtol=1e-4)
 
 
-def test_tiled_mask_equals_whole_image_mask_at_one_threshold(model, scene):
-    """Probabilities match exactly; at the whole image's threshold so do the masks.
+def test_tiled_mask_matches_whole_image_mask_at_one_threshold(model, scene):
+    """Probabilities match to float rounding; at the whole image's threshold so do the masks.
 
-    (Under the default per-image threshold each window chooses its own, and
-    per-image self-training fits each window's own booster, so it is off here.)
+    The FFT sizes of a window and the whole image differ, so features differ
+    in their last bits, and a tree split that lies within them can flip: a few
+    pixels' probabilities move, and post-processing (components, bridges) can
+    spread a pixel that crosses the threshold. Measured on this scene with the
+    119-feature spec: 4 pixels moved by more than 1e-5 (at most 0.0012), 500
+    mask pixels (0.12 %) differed. (Under the default per-image threshold each
+    window chooses its own, and per-image self-training fits each window's own
+    booster, so it is off here.)
     """
     rgb, truth = scene
     model = model.without_adapt()
-    fixed = model.with_threshold(model.threshold_for(model.probability(rgb, CPU, 0.5)))
+    whole_prob = model.probability(rgb, CPU, 0.5)
+    feat, post = halos(model, 0.5)
+    tiled_prob = np.full(whole_prob.shape, np.nan, np.float32)
+    for w in windows(rgb.shape[:2], 192, feat, post, grid_step(0.5, 1.0)):
+        read = model.probability(np.ascontiguousarray(rgb[w.read]), CPU, 0.5)
+        tiled_prob[w.core] = read[w.inner(w.read, w.core)]
+    moved = np.abs(tiled_prob - whole_prob)
+    assert moved.max() < 0.01 and (moved > 1e-5).mean() < 1e-3
+
+    fixed = model.with_threshold(model.threshold_for(whole_prob))
     whole = fixed.predict(rgb, CPU, 0.5)
     tiled = predict_array(fixed, rgb, CPU, 0.5, window=192)
     assert whole.any() and not whole.all()
-    np.testing.assert_array_equal(tiled, whole)
+    assert (tiled != whole).mean() < 0.005
+    assert (tiled & whole).sum() / (tiled | whole).sum() > 0.98
 
 
 def test_one_window_is_the_plain_predict(model, scene):
@@ -113,10 +129,10 @@ def test_memory_bound_grows_with_the_window_and_the_model():
     gib = [memory_bound(model, 0.5, w) / 2**30 for w in (512, 1024, 2048, 4096)]
     assert gib == sorted(gib)
     # docs/SCENES.md states these for the shipped model at 0.5 m.
-    assert [round(g, 2) for g in gib] == [1.57, 1.90, 2.83, 5.77]
+    assert [round(g, 2) for g in gib] == [1.61, 1.97, 2.99, 6.22]
     one_stage = RoadModel(model.booster, dict(model.card, spec=without_context(model.card["spec"]),
                                               context_names=[]))
     assert memory_bound(one_stage, 0.5, 2048) < memory_bound(model, 0.5, 2048)
     # Two images in flight (predict's default on the CPU) hold two windows; the
     # process and the spectra cache are shared.
-    assert round(memory_bound(model, 0.5, 2048, images_at_once=2) / 2**30, 2) == 4.53
+    assert round(memory_bound(model, 0.5, 2048, images_at_once=2) / 2**30, 2) == 4.86
