@@ -128,9 +128,8 @@ def variant_spec(base: dict, v: dict) -> dict:
         if gone:
             key = KINDS[e["kind"]].scale
             e[key] = [s for s in e[key] if s not in gone]
-    scale = {k: KINDS[k].scale for k in KINDS}
     spec["features"] = [e for e in spec["features"] if e["kind"] not in v.get("drop", ())
-                        and (scale[e["kind"]] is None or e[scale[e["kind"]]])]
+                        and e.get(KINDS[e["kind"]].scale, True)]
     spec["features"] += copy.deepcopy(v.get("add", []))
     spec.pop("context", None)
     spec.pop("support", None)

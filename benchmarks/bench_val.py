@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         seconds.append(time.perf_counter() - t)
         if model.adapt:
             maps["plain"] = backend_resize_host(inter["calibrated"], rgb.shape[:2])
-        elif model.card.get("calibration"):
+        if "no calibration" in table:
             maps["uncalibrated"] = backend_resize_host(inter["uncalibrated"], rgb.shape[:2])
         rules = {m: expected_iou_threshold(p) for m, p in maps.items()}
         for name, (which, thr, post) in table.items():
