@@ -12,7 +12,8 @@ on features extracted with the spec now kept as
 ``benchmarks/specs/base/default-86.json``; the nineteenth session's
 ``no-KIND<scale>`` and later ``add-`` variants against the defaults of its
 start (``benchmarks/candidates/lines81-tophat.json``), on
-``features/train302v3``. The base spec is always the features folder's
+``features/train302v3``; the twentieth session's against the 119-feature
+default, on ``features/train302v4``. The base spec is always the features folder's
 own; an added entry that it already holds is refused.)
 
 A first-stage proxy, so that one variant costs about two minutes instead of
@@ -97,6 +98,7 @@ VARIANTS: dict[str, dict] = {
     "add-line81": {"add": [
         {"kind": "line", "sources": ["lum", "sat", "ridge_bright"], "lengths": [81],
          "n_orient": 12}]},
+    "rounds400": {"rounds": 400},
     "rounds800": {"rounds": 800},
     "lr0.1": {"gbm": {"learning_rate": 0.1}},
     "leaves63": {"gbm": {"num_leaves": 63}},
@@ -118,6 +120,14 @@ VARIANTS: dict[str, dict] = {
         {"kind": "line_morph", "sources": ["sat"], "lengths": [21, 41], "n_orient": 16}]},
     "add-tophat21-31": {"add": [
         {"kind": "disc_tophat", "sources": ["lum"], "diameters": [21, 31]}]},
+    "add-line_morph-exg": {"add": [
+        {"kind": "line_morph", "sources": ["exg"], "lengths": [21, 41], "n_orient": 16}]},
+    "add-line_morph-labb": {"add": [
+        {"kind": "line_morph", "sources": ["lab_b"], "lengths": [21, 41], "n_orient": 16}]},
+    "add-line-exg": {"add": [
+        {"kind": "line", "sources": ["exg"], "lengths": [21, 41], "n_orient": 12}]},
+    "add-gabor-sat": {"add": [
+        {"kind": "gabor", "sources": ["sat"], "wavelengths": [8, 16], "n_orient": 8}]},
 }
 
 

@@ -17,11 +17,17 @@ follows it, so they cost no retraining:
   (chosen on the training images' out-of-fold maps) instead of each image's
   own expected-IoU threshold, with and without self-training;
 - ``no bridging`` and ``threshold only`` (no small-component removal, hole
-  filling or bridging).
+  filling or bridging);
+- ``threshold only, each tile's best threshold (hindsight)``: each tile
+  thresholded at whichever of :data:`HINDSIGHT_GRID` scores it best against
+  its own labels. Not a rule: the ceiling of any rule that picks one
+  threshold per tile for these maps, beside ``threshold only``.
 
 Prints the challenge's score (mean per-image IoU), pooled IoU, precision
 and recall per variant, and writes per-tile IoU to JSON. ``--overlays``
-writes one overlay per tile and a contact sheet of them all.
+writes one overlay per tile and a contact sheet of them all, and one of
+``--sheet-tiles`` tiles evenly spread from the worst to the best (the page
+in docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ from roadfeat.calibration import expected_iou_threshold  # noqa: E402
 from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
 from roadfeat.progress import progress  # noqa: E402
 
+#: Thresholds on the calibrated map for the hindsight bound.
+HINDSIGHT_GRID = np.round(np.arange(0.025, 0.951, 0.025), 3)
+HINDSIGHT = "threshold only, each tile's best threshold (hindsight)"
+
 
 def variants(model: RoadModel) -> dict:
     """name -> (which map, threshold rule, post-processing)."""
@@ -64,6 +74,16 @@ def variants(model: RoadModel) -> dict:
     out["threshold only"] = (out["default"][0], None,
                              replace(post, bridge=False, min_area_m2=0.0, max_hole_m2=0.0))
     return out
+
+
+def hindsight(prob: np.ndarray, truth: np.ndarray, grid=HINDSIGHT_GRID):
+    """The threshold of ``grid`` whose mask ``prob >= t`` has the best IoU, and its counts.
+
+    Uses the labels, so it bounds threshold rules and is not one.
+    """
+    scored = [confusion(prob >= t, truth) for t in grid]
+    best = int(np.argmax([c.iou for c in scored]))
+    return float(grid[best]), scored[best]
 
 
 def contact_sheet(paths: list[Path], out: Path, cols: int = 4, width: int = 1536) -> None:
@@ -89,6 +109,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N tiles only (smoke runs)")
     ap.add_argument("--out", default=None, help="JSON of every figure")
     ap.add_argument("--overlays", default=None, help="folder for overlays and a contact sheet")
+    ap.add_argument("--sheet-tiles", type=int, default=12,
+                    help="tiles on the worst-to-best contact sheet (with --overlays)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
 
@@ -100,9 +122,10 @@ def main(argv=None) -> int:
         return 2
     ids = sorted(images)[: a.limit]
     table = variants(model)
-    counts = {name: {} for name in table}
+    counts = {name: {} for name in [*table, HINDSIGHT]}
     seconds = []
-    overlay_paths = []
+    overlay_paths = {}
+    thresholds = {}
     for k in progress(ids, "validation tiles", a.quiet):
         rgb = read_image(images[k])
         truth = read_mask(mask_path_for(images[k]), rgb.shape)
@@ -125,23 +148,31 @@ def main(argv=None) -> int:
                 p = Path(a.overlays) / f"{k}_overlay.png"
                 p.parent.mkdir(parents=True, exist_ok=True)
                 write_overlay(p, rgb, mask, truth, max_side=384)
-                overlay_paths.append(p)
+                overlay_paths[k] = p
+        t, counts[HINDSIGHT][k] = hindsight(maps[table["default"][0]], truth)
+        thresholds[k] = {"rule": rules[table["default"][0]], "hindsight": t}
 
     result = {"date": datetime.date.today().isoformat(), "model": str(Path(a.model).resolve()),
               "validation_folder": str(Path(a.val)), "tiles": ids,
               "model_validation_mean_iou": (model.card.get("validation") or {}).get("mean_iou"),
-              "seconds_per_tile_probability": float(np.mean(seconds)), "variants": {}}
+              "seconds_per_tile_probability": float(np.mean(seconds)),
+              "default_map_thresholds": thresholds, "variants": {}}
     print(f"\n{len(ids)} validation tiles, model {a.model}\n")
     print("| variant | mean per-image IoU | pooled IoU | precision | recall |")
     print("|---|---|---|---|---|")
-    for name in table:
+    for name in counts:
         s = summarise([counts[name][k] for k in ids])
         s["per_image_iou"] = {k: counts[name][k].iou for k in ids}
         result["variants"][name] = s
         print(f"| {name} | {s['mean_iou']:.4f} | {s['pooled_iou']:.4f} | "
               f"{s['precision']:.4f} | {s['recall']:.4f} |")
     if a.overlays and overlay_paths:
-        contact_sheet(overlay_paths, Path(a.overlays) / "contact_sheet.jpg")
+        contact_sheet(list(overlay_paths.values()), Path(a.overlays) / "contact_sheet.jpg")
+        ranked = sorted(ids, key=lambda k: counts["default"][k].iou)
+        picks = np.unique(np.linspace(0, len(ranked) - 1, min(a.sheet_tiles, len(ranked)))
+                          .round().astype(int))
+        contact_sheet([overlay_paths[ranked[i]] for i in picks],
+                      Path(a.overlays) / "worst_to_best.jpg", cols=2)
     if a.out:
         write_json_atomic(a.out, result)
     return 0

@@ -307,6 +307,19 @@ def test_the_default_is_the_base_with_the_additions_measured_on_the_split():
         groups["lmorph_lum81"] + groups["lmorph_sat"] + groups["pantex"])
 
 
+def test_the_twentieth_sessions_candidate_adds_only_gabor_of_sat_and_wider_tophats():
+    # Trained in full on the split against the 119-feature default (docs/RESULTS.md).
+    candidates = Path(__file__).parents[1] / "benchmarks" / "candidates"
+    default = json.loads((candidates / "lmorph-sat81-pantex.json").read_text())
+    spec = json.loads((candidates / "gabor-sat-tophat31.json").read_text())
+    added = [n for n in validate_spec(spec) if n not in validate_spec(default)]
+    assert set(validate_spec(default)) < set(validate_spec(spec))
+    assert sorted(added) == sorted(
+        [f"gabor_{s}_sat_w{w}" for s in ("max", "mean", "range") for w in (8, 16)]
+        + [f"tophat_{s}_lum_d{d}" for s in ("bright", "dark") for d in (21, 31)])
+    assert spec["context"] == default["context"] and spec["support"] == default["support"]
+
+
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "candidates")
                                         .glob("context-*.json")), ids=lambda p: p.stem)
 def test_context_candidates_change_only_the_context(path):
