@@ -113,6 +113,8 @@ def main(argv=None) -> int:
                     help="tiles on the worst-to-best contact sheet (with --overlays)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.sheet_tiles < 1:
+        ap.error(f"--sheet-tiles must be at least 1, not {a.sheet_tiles}")
 
     model = RoadModel.load(a.model)
     cpu = get_backend("cpu")
@@ -149,8 +151,9 @@ def main(argv=None) -> int:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 write_overlay(p, rgb, mask, truth, max_side=384)
                 overlay_paths[k] = p
-        t, counts[HINDSIGHT][k] = hindsight(maps[table["default"][0]], truth)
-        thresholds[k] = {"rule": rules[table["default"][0]], "hindsight": t}
+        shown = table["default"][0]
+        t, counts[HINDSIGHT][k] = hindsight(maps[shown], truth)
+        thresholds[k] = {"rule": rules[shown], "hindsight": t}
 
     result = {"date": datetime.date.today().isoformat(), "model": str(Path(a.model).resolve()),
               "validation_folder": str(Path(a.val)), "tiles": ids,
