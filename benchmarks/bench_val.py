@@ -13,6 +13,11 @@ follows it, so they cost no retraining:
 - ``no self-training``: the calibrated map without the per-image booster;
 - ``no calibration``: the map before Platt scaling, at its own expected-IoU
   threshold (models with a calibration and no self-training);
+- ``plug-in threshold (no learned shift)``: each image's expected-IoU
+  threshold without the card's learned ``threshold_rule`` (models with one);
+- ``threshold rule of MODEL`` (``--rule-from MODEL``): the same maps at the
+  threshold rule that another model's training learned, such as the shipped
+  model's, to see how much the rule's fit varies from one training to another;
 - ``fixed threshold``: the card's ``validation.best_fixed_threshold``
   (chosen on the training images' out-of-fold maps) instead of each image's
   own expected-IoU threshold, with and without self-training;
@@ -48,7 +53,7 @@ from roadfeat.io import find_images, mask_path_for, read_image, read_mask  # noq
 from roadfeat.io import write_json_atomic  # noqa: E402
 from roadfeat.metrics import confusion, summarise  # noqa: E402
 from roadfeat.model import RoadModel, backend_resize_host  # noqa: E402
-from roadfeat.calibration import expected_iou_threshold  # noqa: E402
+from roadfeat.calibration import ThresholdRule, expected_iou_threshold  # noqa: E402
 from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
 from roadfeat.progress import progress  # noqa: E402
 
@@ -57,15 +62,25 @@ HINDSIGHT_GRID = np.round(np.arange(0.025, 0.951, 0.025), 3)
 HINDSIGHT = "threshold only, each tile's best threshold (hindsight)"
 
 
-def variants(model: RoadModel) -> dict:
-    """name -> (which map, threshold rule, post-processing)."""
+#: The threshold of a variant: the model's own (None), a fixed number, or this.
+PLUG_IN = "plug-in"
+
+
+def variants(model: RoadModel, rule_from: RoadModel | None = None, rule_name: str = "") -> dict:
+    """name -> (which map, threshold, post-processing); the threshold is None
+    (the model's own), a number, PLUG_IN or a ThresholdRule (``rule_from``'s)."""
     post = model.post
     fixed = (model.card.get("validation") or {}).get("best_fixed_threshold")
     out = {"default": ("adapt" if model.adapt else "plain", None, post)}
     if model.adapt:
         out["no self-training"] = ("plain", None, post)
     if model.card.get("calibration") and not model.adapt:
-        out["no calibration"] = ("uncalibrated", None, post)
+        # The learned shift was fit on calibrated maps, so it is not applied here.
+        out["no calibration"] = ("uncalibrated", PLUG_IN, post)
+    if model.threshold_rule != ThresholdRule():
+        out["plug-in threshold (no learned shift)"] = (out["default"][0], PLUG_IN, post)
+    if rule_from is not None:
+        out[f"threshold rule of {rule_name}"] = (out["default"][0], rule_from.threshold_rule, post)
     if fixed is not None:
         out[f"fixed threshold {fixed:g}"] = (out["default"][0], fixed, post)
         if model.adapt:
@@ -111,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--overlays", default=None, help="folder for overlays and a contact sheet")
     ap.add_argument("--sheet-tiles", type=int, default=12,
                     help="tiles on the worst-to-best contact sheet (with --overlays)")
+    ap.add_argument("--rule-from", default=None,
+                    help="also score the maps at this model's learned threshold rule")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if a.sheet_tiles < 1:
@@ -123,7 +140,7 @@ def main(argv=None) -> int:
         print(f"bench_val: {a.val}: {len(images)} images, {len(errors)} unreadable", file=sys.stderr)
         return 2
     ids = sorted(images)[: a.limit]
-    table = variants(model)
+    table = variants(model, RoadModel.load(a.rule_from) if a.rule_from else None, a.rule_from)
     counts = {name: {} for name in [*table, HINDSIGHT]}
     seconds = []
     overlay_paths = {}
@@ -140,9 +157,15 @@ def main(argv=None) -> int:
             maps["plain"] = backend_resize_host(inter["calibrated"], rgb.shape[:2])
         if "no calibration" in table:
             maps["uncalibrated"] = backend_resize_host(inter["uncalibrated"], rgb.shape[:2])
-        rules = {m: expected_iou_threshold(p) for m, p in maps.items()}
+        rules = {m: model.threshold_for(p) for m, p in maps.items()}
         for name, (which, thr, post) in table.items():
-            mask = postprocess(maps[which], rules[which] if thr is None else thr, post, a.gsd)
+            if thr is None:
+                thr = rules[which]
+            elif isinstance(thr, ThresholdRule):
+                thr = thr.threshold(maps[which])
+            elif thr == PLUG_IN:
+                thr = expected_iou_threshold(maps[which])
+            mask = postprocess(maps[which], thr, post, a.gsd)
             counts[name][k] = confusion(mask, truth)
             if name == "default" and a.overlays:
                 from roadfeat.report import write_overlay

@@ -22,7 +22,7 @@ Used by `roadfeat predict` when no `--model` is given.
 - **Model:** two LightGBM stages ({rounds} + {context_rounds} rounds, {leaves}
   leaves, learning rate {lr}) on {n_feat} filter-bank features, {rows} training
   rows ({per_image} per tile); {adapt}; each image at its own expected-IoU
-  threshold; post-processing {post}.
+  threshold{rule}; post-processing {post}.
 - **Validation score:** the same recipe trained on the {val_train} training tiles
   of the fixed split (docs/RESULTS.md gives the rule), scored on its {n_val}
   validation tiles, which it never saw: **{val_mean:.3f} mean per-image IoU**
@@ -39,6 +39,13 @@ Used by `roadfeat predict` when no `--model` is given.
       --val {val_path} --val-model {val_model}{variant_flag}
   ```
 """
+
+
+def _rule_text(rule: dict | None) -> str:
+    if not rule or (rule.get("shift", 0), rule.get("slope", 0)) == (0, 0):
+        return ""
+    return (f", shifted by {rule['shift']:+.4g} {rule['slope']:+.4g} x (confident share "
+            f"- {rule['centre']:.4f}), a rule learned on the {rule['fit_on']}")
 
 
 def main(argv=None) -> int:
@@ -62,6 +69,7 @@ def main(argv=None) -> int:
         per_image=card["training_data"].get("rows_per_image_kept"),
         adapt="per-image self-training" if card.get("adapt") else "no per-image self-training",
         post=", ".join(f"{k} {v}" for k, v in card["post"].items()),
+        rule=_rule_text(card.get("threshold_rule")),
         val_train=val_card["training_data"]["images"], n_val=s["n_images"],
         val_mean=s["mean_iou"], val_pooled=s["pooled_iou"], val_precision=s["precision"],
         val_recall=s["recall"], train_flags=(" " + a.train_flags) if a.train_flags else "",

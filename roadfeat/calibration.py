@@ -14,9 +14,18 @@ others (with 8 training tiles the best fixed threshold moved from 0.35 to
    model sees only faintly get a lower threshold than images it sees
    clearly, which is what maximising IoU asks for (the optimal threshold on
    calibrated probabilities is ``J / (1 + J)`` for achievable IoU ``J``).
+3. That threshold is then shifted by a :class:`ThresholdRule` learned from
+   the same held-out maps: maps whose likely road is mostly confident
+   (a labelled highway across fields, beside faint tracks) want a higher
+   threshold than the plug-in estimate gives, because the labels of such
+   tiles leave the faint tracks out. Pixels of a track are labelled or not
+   together, which the plug-in estimate, treating pixels as independent,
+   cannot know (docs/RESULTS.md, twenty-first session).
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -108,3 +117,117 @@ def expected_iou_threshold(prob: np.ndarray) -> float:
     outside = inside[-1] - inside
     expected = inside / (np.arange(1, p.size + 1) + outside)
     return float(p[int(np.argmax(expected))])
+
+
+#: :func:`confident_share`: of the pixels at least ``CONFIDENT[0]`` likely
+#: road, the share at least ``CONFIDENT[1]`` likely. Of the statistics that
+#: benchmarks/bench_threshold_rule.py compares, this one's rule fit the
+#: training images' out-of-fold maps best (docs/RESULTS.md, twenty-first session).
+CONFIDENT = (0.3, 0.6)
+# A shifted threshold never marks every pixel, nor none of a map that has road.
+_LOWEST, _HIGHEST = 0.02, 0.98
+#: Resolution of the IoU curves a rule is fit on.
+CURVE_BINS = 1000
+
+
+def confident_share(prob) -> float:
+    """Share of the pixels with ``prob >= 0.3`` that have ``prob >= 0.6`` (0 if none)."""
+    p = np.asarray(prob)
+    likely = int(np.count_nonzero(p >= CONFIDENT[0]))
+    return int(np.count_nonzero(p >= CONFIDENT[1])) / likely if likely else 0.0
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """Each image's threshold: the plug-in expected-IoU threshold, shifted by
+    ``shift + slope * (confident_share(prob) - centre)``.
+
+    The default (all zero) is the plug-in rule itself, which is what a model
+    card without a ``threshold_rule`` means.
+    """
+
+    shift: float = 0.0
+    slope: float = 0.0
+    centre: float = 0.0
+
+    def threshold(self, prob) -> float:
+        """Threshold on calibrated ``prob``; 1.0 (an empty mask) for a map of zeros."""
+        t = expected_iou_threshold(prob)
+        if t >= 1.0 or (self.shift == 0.0 and self.slope == 0.0):
+            return t
+        return float(self._shifted(t, confident_share(prob)))
+
+    def _shifted(self, t, share):
+        return np.clip(t + self.shift + self.slope * (np.asarray(share) - self.centre),
+                       _LOWEST, _HIGHEST)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ThresholdRule":
+        return cls(**{k: float(v) for k, v in (d or {}).items() if k in cls.__dataclass_fields__})
+
+
+class IoUCurve:
+    """IoU of ``prob >= t`` against one image's truth, for any ``t``, from counts
+    per probability bin (``CURVE_BINS`` of them), with the image's plug-in
+    threshold and :func:`confident_share`.
+    """
+
+    def __init__(self, prob, truth):
+        p = np.asarray(prob).ravel()
+        t = np.asarray(truth, bool).ravel()
+        if p.shape != t.shape:
+            raise ValueError(f"map of {p.size} pixels against truth of {t.size}")
+        b = np.clip((p * CURVE_BINS).astype(np.int64), 0, CURVE_BINS - 1)
+        # Pixels at or above bin i, and the road pixels among them; bin CURVE_BINS is empty.
+        self.marked = np.append(np.cumsum(np.bincount(b, minlength=CURVE_BINS)[::-1])[::-1], 0)
+        self.hits = np.append(np.cumsum(np.bincount(b[t], minlength=CURVE_BINS)[::-1])[::-1], 0)
+        self.roads = int(t.sum())
+        self.plug_in = expected_iou_threshold(p)
+        self.share = confident_share(p)
+
+    def iou(self, thresholds) -> np.ndarray:
+        """IoU at each threshold, rounded up to a bin edge; 1 where truth and mask are empty."""
+        return _iou(self.marked, self.hits, self.roads, thresholds)
+
+
+def _iou(marked, hits, roads, thresholds):
+    """IoU from curve counts; with stacked curves, one threshold per curve."""
+    i = np.clip(np.ceil(np.asarray(thresholds) * CURVE_BINS).astype(np.int64), 0, CURVE_BINS)
+    at = i if marked.ndim == 1 else (np.arange(len(marked)), i)
+    union = roads + marked[at] - hits[at]
+    return np.where(union > 0, hits[at] / np.maximum(union, 1), 1.0)
+
+
+def fit_threshold_rule(curves: list, shifts=np.arange(-0.2, 0.30001, 0.0125),
+                       slopes=np.arange(-1.0, 1.00001, 0.025)) -> tuple["ThresholdRule", float]:
+    """The :class:`ThresholdRule` of the grid whose thresholds give the best
+    mean IoU over ``curves`` (:class:`IoUCurve` of held-out maps, one per
+    image), and that mean. ``centre`` is the images' median share. Ties go
+    to the smallest shift and slope, so the plug-in rule stays unless beaten.
+    """
+    if not curves:
+        raise ValueError("a threshold rule needs at least one image")
+    marked = np.stack([c.marked for c in curves])
+    hits = np.stack([c.hits for c in curves])
+    roads = np.array([c.roads for c in curves])
+    plug = np.array([c.plug_in for c in curves])
+    share = np.array([c.share for c in curves])
+    centre = float(np.median(share))
+    empty = plug >= 1.0  # maps of zeros stay empty, as ThresholdRule.threshold keeps them
+
+    def score(rule):
+        plain = rule.shift == 0.0 and rule.slope == 0.0
+        t = plug if plain else np.where(empty, plug, rule._shifted(plug, share))
+        return float(np.mean(_iou(marked, hits, roads, t)))
+
+    best, best_rule = score(ThresholdRule(centre=centre)), ThresholdRule(centre=centre)
+    for slope in sorted(np.round(slopes, 6), key=abs):
+        for shift in sorted(np.round(shifts, 6), key=abs):
+            rule = ThresholdRule(float(shift), float(slope), centre)
+            s = score(rule)
+            if s > best + 1e-12:
+                best, best_rule = s, rule
+    return best_rule, best

@@ -89,6 +89,8 @@ FIELDS = {
     "post": lambda v: _kind(dict)(v) or _fields(_POST, bridge=_kind(bool))(v),
     "adapt": _fields(_ADAPT),
     "calibration": _fields({"a": _number(), "b": _number()}),
+    "threshold_rule": _fields({"shift": _number(-1, 1), "slope": _number(), "centre": _number(0, 1)},
+                              fit_on=_kind(str)),
     "train_gsd": _number(0.05, 10),
     "seed": _integer(),
     "n_rounds": _integer(1),

@@ -261,7 +261,11 @@ def cmd_train(a) -> int:
     rounds = f"{card['n_rounds']}" + (f" + {card['context_rounds']} context"
                                       if "context_rounds" in card else "")
     t = model.threshold
-    thr = "per image (expected IoU)" if isinstance(t, str) else f"{t:.2f}"
+    rule = model.threshold_rule
+    thr = ("per image (expected IoU" + (f", learned shift {rule.shift:+.3f} "
+                                        f"{rule.slope:+.3f} x (confident share - {rule.centre:.2f})"
+                                        if (rule.shift, rule.slope) != (0.0, 0.0) else "") + ")"
+           if isinstance(t, str) else f"{t:.2f}")
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
     if "caveat" in val:
         extra += (", optimistic if the --extra-features masks are pseudo-labels of these "

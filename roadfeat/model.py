@@ -14,7 +14,9 @@ any), then Platt calibration (if validated), then per-image self-training
 (if the card has ``adapt``; :mod:`roadfeat.adapt`), resampled to the input
 grid.
 The mask is that probability at the card's threshold: a number, or
-``"expected-iou"`` for the per-image threshold of :mod:`roadfeat.calibration`.
+``"expected-iou"`` for the per-image threshold of :mod:`roadfeat.calibration`
+(the plug-in expected-IoU threshold, shifted by the card's learned
+``threshold_rule`` where it has one).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from .adapt import AdaptParams, adapt
 from .backend import Backend, backend_of, to_host
-from .calibration import apply_platt, expected_iou_threshold
+from .calibration import ThresholdRule, apply_platt
 from .card import EXPECTED_IOU, check_card
 from .compiled_trees import attach
 from .features import (SpecError, apply_support, compute_context, compute_features,
@@ -139,10 +141,15 @@ class RoadModel:
         t = self.card["threshold"]
         return t if t == EXPECTED_IOU else float(t)
 
+    @property
+    def threshold_rule(self) -> ThresholdRule:
+        """The learned shift of the expected-IoU threshold (none for older cards)."""
+        return ThresholdRule.from_dict(self.card.get("threshold_rule"))
+
     def threshold_for(self, prob: np.ndarray) -> float:
         """The threshold for one probability map (the image's own under ``expected-iou``)."""
         t = self.threshold
-        return expected_iou_threshold(prob) if t == EXPECTED_IOU else t
+        return self.threshold_rule.threshold(prob) if t == EXPECTED_IOU else t
 
     @property
     def post(self) -> PostParams:

@@ -13,9 +13,9 @@ training images than it will be on new ones. Stage 2 is validated by the
 same folds, which gives its own out-of-fold maps.
 
 The last stage's out-of-fold maps (after the support opening) fit the Platt
-calibration, and the validation score is the mean per-image IoU (the
-challenge's score) of their post-processed masks at each image's
-expected-IoU threshold (:mod:`roadfeat.calibration`), after the per-image
+calibration and then the threshold rule, and the validation score is the
+mean per-image IoU (the challenge's score) of their post-processed masks at
+each image's threshold under that rule (:mod:`roadfeat.calibration`), after the per-image
 self-training that prediction applies (:mod:`roadfeat.adapt`). The number
 of rounds of each stage is the median of its folds' early-stopping points;
 the final boosters are fit on all images. Each finished fold is
@@ -40,7 +40,8 @@ import numpy as np
 from . import __version__
 from .adapt import AdaptParams, adapt as adapt_map
 from .backend import Backend, to_host
-from .calibration import PlattCounts, apply_platt, expected_iou_threshold
+from .calibration import (IoUCurve, PlattCounts, apply_platt, expected_iou_threshold,
+                          fit_threshold_rule)
 from .extract import MANIFEST, load_rows
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec, without_context)
@@ -345,30 +346,38 @@ def _stage2_fold(f: _Fit, i: int, rows2: dict, first: dict):
 
 
 def _validate(f: _Fit, maps: dict, post: PostParams,
-              adapt: AdaptParams | None) -> tuple[dict, dict]:
-    """Calibrate on the out-of-fold ``maps``; score each image at its own threshold."""
+              adapt: AdaptParams | None) -> tuple[dict, dict, dict]:
+    """Calibrate on the out-of-fold ``maps`` and fit the threshold rule on them;
+    score each image at its own threshold."""
     working = {k: to_host(apply_support(f.backend.asarray(m), f.spec)) for k, m in maps.items()}
     truths = {k: read_mask(f.images[k]["mask"], f.images[k]["shape"]) for k in sorted(maps)}
     counts = PlattCounts()
     for k, m in working.items():
         counts.add(m, downsample_labels(truths[k], m.shape))
     a, b = counts.fit()
-    per = {}
+    probs = {}
     for k in progress(sorted(maps), "validate", f.quiet):
         prob = apply_platt(working[k], a, b)
         if adapt is not None:
             path = f.images[k]["image"]
             stack = compute_features(read_image(path), f.spec, f.backend, f.gsd)
             prob = adapt_map(stack, prob, adapt, f.spec, f.backend, f.seed)
-        prob = backend_resize_host(prob, truths[k].shape)
-        t = expected_iou_threshold(prob)
+        probs[k] = backend_resize_host(prob, truths[k].shape)
+    rule, _ = fit_threshold_rule([IoUCurve(probs[k], truths[k]) for k in sorted(probs)])
+    per = {}
+    for k, prob in probs.items():
+        t = rule.threshold(prob)
         c = confusion(postprocess(prob, t, post, f.gsd), truths[k])
+        plug_in = expected_iou_threshold(prob)
         fixed = [confusion(postprocess(prob, u, post, f.gsd), truths[k]).iou
                  for u in FIXED_THRESHOLDS]
         per[k] = {"iou": c.iou, "threshold": t, "road_share": (c.tp + c.fp) / truths[k].size,
-                  "fixed_iou": fixed}
-    return {"method": "platt", "a": a, "b": b,
-            "fit_on": f"out-of-fold maps of {len(maps)} training images"}, per
+                  "fixed_iou": fixed,
+                  "plug_in_iou": (c.iou if plug_in == t else
+                                  confusion(postprocess(prob, plug_in, post, f.gsd), truths[k]).iou)}
+    fit_on = f"out-of-fold maps of {len(maps)} training images"
+    return ({"method": "platt", "a": a, "b": b, "fit_on": fit_on},
+            dict(rule.to_dict(), fit_on=fit_on), per)
 
 
 def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams(),
@@ -476,15 +485,18 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
             y2 = np.concatenate([rows2[img][1] for img in sorted(rows2)])
             context, _ = f.fit(X2, y2, None, n_context, desc="stage 2 rounds, all images")
             card["context_rounds"] = n_context
-        card["calibration"], per = _validate(f, last, post, adapt)
+        card["calibration"], card["threshold_rule"], per = _validate(f, last, post, adapt)
         card["adapt"] = adapt.to_dict() if adapt is not None else None
         card["threshold"] = EXPECTED_IOU
         share = float(np.mean([r["road_share"] for r in per.values()]))
-        val = {"method": f"{k}-fold cross-validation by image; calibration fit on the same "
-                         "out-of-fold maps; each image at its own expected-IoU threshold",
+        val = {"method": f"{k}-fold cross-validation by image; calibration and threshold "
+                         "rule fit on the same out-of-fold maps; each image at its own "
+                         "threshold",
                "folds": image_folds_, "scored_images": sorted(per),
                "best_iterations": [b for b, _ in s1],
                "mean_iou": float(np.mean([r["iou"] for r in per.values()])),
+               # The same maps at the plug-in expected-IoU threshold, without the rule's shift.
+               "plug_in_mean_iou": float(np.mean([r["plug_in_iou"] for r in per.values()])),
                "per_image_iou": {img: r["iou"] for img, r in sorted(per.items())},
                "per_image_threshold": {img: r["threshold"] for img, r in sorted(per.items())},
                "mean_predicted_road_share": share}

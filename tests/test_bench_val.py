@@ -1,4 +1,4 @@
-"""The validation benchmark's hindsight bound (benchmarks/bench_val.py)."""
+"""The validation benchmark (benchmarks/bench_val.py): its hindsight bound and variants."""
 
 import importlib.util
 from pathlib import Path
@@ -20,3 +20,21 @@ def test_hindsight_picks_the_threshold_with_the_best_iou_against_the_labels():
     assert t == 0.65 and (c.tp, c.fp, c.fn) == (3, 0, 1) and c.iou == 0.75
     t, c = bench.hindsight(prob, truth)
     assert 0.6 < t <= 0.7 and c.iou == 0.75
+
+
+def test_a_model_with_a_threshold_rule_is_also_scored_without_its_shift():
+    from roadfeat.model import DEFAULT_MODEL, RoadModel
+
+    base = RoadModel.load(DEFAULT_MODEL)
+    plain = RoadModel(base.booster, dict(base.card, threshold_rule=None), base.context_booster)
+    ruled = RoadModel(base.booster, dict(base.card, threshold_rule={"shift": 0.05, "slope": 0.2,
+                                                                    "centre": 0.4}),
+                      base.context_booster)
+    name = "plug-in threshold (no learned shift)"
+    assert name not in bench.variants(plain)
+    which, thr, post = bench.variants(ruled)[name]
+    assert thr == bench.PLUG_IN and which == bench.variants(ruled)["default"][0]
+    assert bench.variants(ruled)["default"][1] is None  # the model's own rule
+    # Another model's learned rule, on this model's maps.
+    other = bench.variants(plain, rule_from=ruled, rule_name="m2")["threshold rule of m2"]
+    assert other[1] == ruled.threshold_rule and other[0] == bench.variants(plain)["default"][0]

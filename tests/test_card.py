@@ -37,6 +37,8 @@ def _edit(folder, **changes):
     ({"post": {"bridge": "yes"}}, "'post' field 'bridge' must be bool"),
     ({"calibration": {"a": None, "b": 1.0}}, "'calibration' field 'a' must be a number"),
     ({"adapt": {"weight": 2}}, "'adapt' field 'weight' must be 0 to 1"),
+    ({"threshold_rule": {"shift": "up"}}, "'threshold_rule' field 'shift' must be a number"),
+    ({"threshold_rule": {"centre": 2.0}}, "'threshold_rule' field 'centre' must be 0 to 1"),
     ({"n_rounds": 0}, "'n_rounds' must be at least 1"),
     ({"seed": 1.5}, "'seed' must be an integer"),
     ({"feature_names": "a,b"}, "'feature_names' must be a list of strings"),

@@ -46,6 +46,11 @@ def test_model_card_and_native_model(trained):
     assert card["threshold"] == "expected-iou"
     # Calibration: a higher score means a higher probability of road.
     assert card["calibration"]["method"] == "platt" and card["calibration"]["a"] > 0
+    # The threshold rule is fit on the same out-of-fold maps, and can only help there.
+    rule = card["threshold_rule"]
+    assert {"shift", "slope", "centre"} <= set(rule) and rule["fit_on"] == card["calibration"]["fit_on"]
+    val = card["validation"]
+    assert val["mean_iou"] >= val["plug_in_mean_iou"] - 0.02
     assert len(card["context_names"]) > 0 and card["context_rounds"] >= 1
     for name in ("model.txt", "context_model.txt"):
         assert (trained / "model" / name).read_text().startswith("tree")

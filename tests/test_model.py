@@ -2,6 +2,7 @@
 
 import lightgbm as lgb
 import numpy as np
+import pytest
 
 from roadfeat.backend import get_backend
 from roadfeat.features import compute_features, without_context
@@ -47,3 +48,18 @@ def test_intermediates_hold_the_map_before_and_after_calibration(trained):
                                   got["calibrated"])
     assert not np.array_equal(got["uncalibrated"], got["calibrated"])
     assert got["uncalibrated"].shape == got["calibrated"].shape == got["stack"].shape[1:]
+
+
+def test_the_cards_threshold_rule_shifts_each_images_threshold(trained):
+    from roadfeat.calibration import ThresholdRule, expected_iou_threshold
+
+    base = RoadModel.load(trained / "model")
+    rgb, _ = make_scene(np.random.default_rng(8), 192)
+    prob = base.probability(rgb, CPU)
+    plain = RoadModel(base.booster, dict(base.card, threshold_rule=None), base.context_booster)
+    assert plain.threshold_for(prob) == expected_iou_threshold(prob)
+    rule = ThresholdRule(shift=0.1, slope=0.0, centre=0.5)
+    shifted = RoadModel(base.booster, dict(base.card, threshold_rule=rule.to_dict()),
+                        base.context_booster)
+    assert shifted.threshold_for(prob) == pytest.approx(min(expected_iou_threshold(prob) + 0.1, 0.98))
+    assert shifted.with_threshold(0.3).threshold_for(prob) == 0.3  # a fixed threshold wins
