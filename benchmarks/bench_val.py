@@ -157,7 +157,9 @@ def main(argv=None) -> int:
             maps["plain"] = backend_resize_host(inter["calibrated"], rgb.shape[:2])
         if "no calibration" in table:
             maps["uncalibrated"] = backend_resize_host(inter["uncalibrated"], rgb.shape[:2])
-        rules = {m: model.threshold_for(p) for m, p in maps.items()}
+        # The model's own threshold, for the maps that variants score at it.
+        rules = {m: model.threshold_for(maps[m]) for m in {w for w, t, _ in table.values()
+                                                           if t is None}}
         for name, (which, thr, post) in table.items():
             if thr is None:
                 thr = rules[which]

@@ -150,16 +150,26 @@ class ThresholdRule:
     slope: float = 0.0
     centre: float = 0.0
 
+    @property
+    def plain(self) -> bool:
+        """No shift: the plug-in threshold itself."""
+        return self.shift == 0.0 and self.slope == 0.0
+
     def threshold(self, prob) -> float:
         """Threshold on calibrated ``prob``; 1.0 (an empty mask) for a map of zeros."""
         t = expected_iou_threshold(prob)
-        if t >= 1.0 or (self.shift == 0.0 and self.slope == 0.0):
-            return t
-        return float(self._shifted(t, confident_share(prob)))
+        return t if self.plain else self.apply(t, confident_share(prob))
 
-    def _shifted(self, t, share):
-        return np.clip(t + self.shift + self.slope * (np.asarray(share) - self.centre),
-                       _LOWEST, _HIGHEST)
+    def apply(self, plug_in, share):
+        """The threshold(s) from a map's plug-in threshold and confident share
+        (numbers, or arrays of one per map); a map of zeros (plug-in 1.0) stays empty."""
+        if self.plain:
+            return plug_in
+        t = np.asarray(plug_in, float)
+        shifted = np.clip(t + self.shift + self.slope * (np.asarray(share) - self.centre),
+                          _LOWEST, _HIGHEST)
+        out = np.where(t >= 1.0, t, shifted)
+        return float(out) if out.ndim == 0 else out
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,12 +226,9 @@ def fit_threshold_rule(curves: list, shifts=np.arange(-0.2, 0.30001, 0.0125),
     plug = np.array([c.plug_in for c in curves])
     share = np.array([c.share for c in curves])
     centre = float(np.median(share))
-    empty = plug >= 1.0  # maps of zeros stay empty, as ThresholdRule.threshold keeps them
 
     def score(rule):
-        plain = rule.shift == 0.0 and rule.slope == 0.0
-        t = plug if plain else np.where(empty, plug, rule._shifted(plug, share))
-        return float(np.mean(_iou(marked, hits, roads, t)))
+        return float(np.mean(_iou(marked, hits, roads, rule.apply(plug, share))))
 
     best, best_rule = score(ThresholdRule(centre=centre)), ThresholdRule(centre=centre)
     for slope in sorted(np.round(slopes, 6), key=abs):

@@ -40,8 +40,7 @@ import numpy as np
 from . import __version__
 from .adapt import AdaptParams, adapt as adapt_map
 from .backend import Backend, to_host
-from .calibration import (IoUCurve, PlattCounts, apply_platt, expected_iou_threshold,
-                          fit_threshold_rule)
+from .calibration import IoUCurve, PlattCounts, apply_platt, fit_threshold_rule
 from .extract import MANIFEST, load_rows
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec, without_context)
@@ -363,12 +362,13 @@ def _validate(f: _Fit, maps: dict, post: PostParams,
             stack = compute_features(read_image(path), f.spec, f.backend, f.gsd)
             prob = adapt_map(stack, prob, adapt, f.spec, f.backend, f.seed)
         probs[k] = backend_resize_host(prob, truths[k].shape)
-    rule, _ = fit_threshold_rule([IoUCurve(probs[k], truths[k]) for k in sorted(probs)])
+    curves = {k: IoUCurve(probs[k], truths[k]) for k in sorted(probs)}
+    rule, _ = fit_threshold_rule(list(curves.values()))
     per = {}
     for k, prob in probs.items():
-        t = rule.threshold(prob)
+        plug_in = curves[k].plug_in
+        t = rule.apply(plug_in, curves[k].share)
         c = confusion(postprocess(prob, t, post, f.gsd), truths[k])
-        plug_in = expected_iou_threshold(prob)
         fixed = [confusion(postprocess(prob, u, post, f.gsd), truths[k]).iou
                  for u in FIXED_THRESHOLDS]
         per[k] = {"iou": c.iou, "threshold": t, "road_share": (c.tp + c.fp) / truths[k].size,
