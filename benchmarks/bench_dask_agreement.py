@@ -2,14 +2,15 @@
 """How far Dask training lands from local training, against the spread of local seeds.
 
 Trains on the synthetic scenes of ``tests/test_runner.py`` (8 training
-scenes of 256², 3 inner folds, 150 rounds) once per local seed and several
+scenes of 256²; the test's inner folds and rounds) once per local seed and several
 times on a Dask LocalCluster of 2 workers (seed 0; Dask fits are not
 byte-identical from run to run), then scores each model on 12 held-out
 scenes: the cross-validated mean IoU from its card, the masks' mean IoU,
 and the average precision of its calibrated maps without self-training.
 This is what sets the tolerances of that test.
 
-    python benchmarks/bench_dask_agreement.py --local-seeds 0,1,2,3,4 --dask-runs 3
+    python benchmarks/bench_dask_agreement.py --local-seeds 0,1,2,3,4 --dask-runs 3 \
+        --folds 2 --n-estimators 60
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--local-seeds", default="0,1,2,3,4")
     ap.add_argument("--dask-runs", type=int, default=3)
+    ap.add_argument("--folds", type=int, default=2, help="inner folds of every training")
+    ap.add_argument("--n-estimators", type=int, default=60, help="round cap of every training")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
-    params = GBMParams(n_estimators=150)
+    params = GBMParams(n_estimators=args.n_estimators)
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -73,7 +76,8 @@ def main(argv=None):
         jobs += [(f"dask run {i}", {"client": client}) for i in range(args.dask_runs)]
         for name, kw in jobs:
             work = root / name.replace(" ", "-")
-            train(root / "feat", work / "model", CPU, params=params, quiet=True, folds=3, **kw)
+            train(root / "feat", work / "model", CPU, params=params, quiet=True, folds=args.folds,
+                  **kw)
             runs[name] = scores(work / "model", root / "heldout", work)
             print(f"{name:<14}", "  ".join(f"{k} {v:.4f}" for k, v in runs[name].items()),
                   flush=True)

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadfeat.backend import get_backend  # noqa: E402
 from roadfeat.io import find_images, mask_path_for, read_image, read_mask  # noqa: E402
-from roadfeat.io import write_json_atomic  # noqa: E402
+from roadfeat.io import InputError, write_json_atomic  # noqa: E402
 from roadfeat.metrics import confusion, summarise  # noqa: E402
 from roadfeat.model import RoadModel, backend_resize_host  # noqa: E402
 from roadfeat.calibration import ThresholdRule, expected_iou_threshold  # noqa: E402
@@ -133,14 +133,19 @@ def main(argv=None) -> int:
     if a.sheet_tiles < 1:
         ap.error(f"--sheet-tiles must be at least 1, not {a.sheet_tiles}")
 
-    model = RoadModel.load(a.model)
+    try:
+        model = RoadModel.load(a.model)
+        rule_model = RoadModel.load(a.rule_from) if a.rule_from else None
+    except InputError as exc:
+        print(f"bench_val: {exc}", file=sys.stderr)
+        return 2
     cpu = get_backend("cpu")
     images, errors = find_images(a.val)
     if errors or not images:
         print(f"bench_val: {a.val}: {len(images)} images, {len(errors)} unreadable", file=sys.stderr)
         return 2
     ids = sorted(images)[: a.limit]
-    table = variants(model, RoadModel.load(a.rule_from) if a.rule_from else None, a.rule_from)
+    table = variants(model, rule_model, a.rule_from)
     counts = {name: {} for name in [*table, HINDSIGHT]}
     seconds = []
     overlay_paths = {}

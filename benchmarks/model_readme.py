@@ -12,6 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from roadfeat.calibration import ThresholdRule  # noqa: E402
+
 TEMPLATE = """# roadfeat's shipped model
 
 Used by `roadfeat predict` when no `--model` is given.
@@ -41,11 +45,9 @@ Used by `roadfeat predict` when no `--model` is given.
 """
 
 
-def _rule_text(rule: dict | None) -> str:
-    if not rule or (rule.get("shift", 0), rule.get("slope", 0)) == (0, 0):
-        return ""
-    return (f", shifted by {rule['shift']:+.4g} {rule['slope']:+.4g} x (confident share "
-            f"- {rule['centre']:.4f}), a rule learned on the {rule['fit_on']}")
+def _rule_text(card_rule: dict | None) -> str:
+    rule = ThresholdRule.from_dict(card_rule)
+    return "" if rule.plain else f", with a {rule} learned on the {card_rule['fit_on']}"
 
 
 def main(argv=None) -> int:

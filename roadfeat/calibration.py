@@ -171,6 +171,13 @@ class ThresholdRule:
         out = np.where(t >= 1.0, t, shifted)
         return float(out) if out.ndim == 0 else out
 
+    def __str__(self) -> str:
+        """The shift as logs and model READMEs write it."""
+        if self.plain:
+            return "no shift"
+        return (f"shift {self.shift:+.4g} {self.slope:+.4g} x (confident share "
+                f"- {self.centre:.4f})")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -262,9 +262,7 @@ def cmd_train(a) -> int:
                                       if "context_rounds" in card else "")
     t = model.threshold
     rule = model.threshold_rule
-    thr = ("per image (expected IoU" + (f", learned shift {rule.shift:+.3f} "
-                                        f"{rule.slope:+.3f} x (confident share - {rule.centre:.2f})"
-                                        if (rule.shift, rule.slope) != (0.0, 0.0) else "") + ")"
+    thr = (f"per image (expected IoU{'' if rule.plain else f', learned {rule}'})"
            if isinstance(t, str) else f"{t:.2f}")
     extra = f", validation mean IoU {val['mean_iou']:.4f}" if val else ""
     if "caveat" in val:

@@ -38,3 +38,9 @@ def test_a_model_with_a_threshold_rule_is_also_scored_without_its_shift():
     # Another model's learned rule, on this model's maps.
     other = bench.variants(plain, rule_from=ruled, rule_name="m2")["threshold rule of m2"]
     assert other[1] == ruled.threshold_rule and other[0] == bench.variants(plain)["default"][0]
+
+
+def test_a_missing_model_folder_is_a_one_line_error(tmp_path, capsys):
+    assert bench.main(["--model", str(tmp_path / "nope"), "--val", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err and "model folder not found" in err

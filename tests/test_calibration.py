@@ -96,6 +96,8 @@ def test_a_rule_without_shift_is_the_plug_in_threshold():
     assert ThresholdRule(shift=2.0).threshold(p) == 0.98
     assert rule.threshold(np.zeros((4, 4))) == 1.0  # a map of zeros stays empty
     assert ThresholdRule.from_dict({**rule.to_dict(), "fit_on": "x"}) == rule
+    assert str(rule) == "shift +0.1 +0.5 x (confident share - 0.2000)"
+    assert str(ThresholdRule()) == "no shift"
 
 
 def _tile(highway, tracks, tracks_labelled, n=1000):

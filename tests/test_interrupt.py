@@ -54,7 +54,7 @@ def reference(scenes, tmp_path_factory):
     assert main(["extract", "--images", str(scenes), "--out", str(root / "feat"),
                  "--pixels-per-image", "3000", "--quiet"]) == 0
     assert main(["train", "--features", str(root / "feat"), "--out", str(root / "model"),
-                 "--threads", "2", "--quiet"]) == 0
+                 "--threads", "2", "--folds", "3", "--quiet"]) == 0
     assert main(["predict", "--model", str(root / "model"), "--images", str(scenes),
                  "--out", str(root / "pred"), "--quiet"]) == 0
     return root
@@ -71,7 +71,7 @@ def test_extract_killed_then_rerun_equals_uninterrupted(scenes, reference, tmp_p
 
 def test_train_killed_then_rerun_equals_uninterrupted(reference, tmp_path):
     args = ["train", "--features", reference / "feat", "--out", tmp_path / "model",
-            "--threads", 2]
+            "--threads", 2, "--folds", 3]
     killed_run(args, tmp_path / "model" / ".folds", "stage1-fold-*.npz")
     assert not (tmp_path / "model" / "model.txt").exists()
     assert main([*map(str, args), "--quiet"]) == 0

@@ -73,12 +73,12 @@ def test_a_killed_worker_loses_only_its_image(client):
     client.wait_for_workers(2, timeout=60)
 
 
-# Inner folds and most rounds of both trainings: the comparison needs the same
-# settings on both sides, not the defaults (8 folds, 200 rounds). Each Dask fold
-# fit runs all its rounds (no early stopping there), which made this the
-# slowest file of the suite.
-FOLDS = 3
-PARAMS = GBMParams(n_estimators=150)
+# Inner folds and rounds of both trainings: the comparison needs the same
+# settings on both sides, not the defaults (8 folds, 400 rounds). Each Dask fold
+# fit runs all its rounds (no early stopping there), so these set the time of
+# the slowest test of the suite.
+FOLDS = 2
+PARAMS = GBMParams(n_estimators=60)
 
 
 @pytest.fixture(scope="module")
@@ -124,22 +124,26 @@ def test_dask_training_scores_like_single_process(client, local_run, tmp_path):
     Dask's LightGBM is not byte-identical to the local one (each worker bins
     and samples its own rows), so the two are compared as two draws of the
     same model, with tolerances from ``benchmarks/bench_dask_agreement.py``
-    (2026-12-03): across local seeds 0-4 the held-out maps' average precision
-    spans 0.012 and the masks' mean IoU 0.087 (the per-image threshold
-    amplifies small differences in the map), so only the former can tell a
-    working Dask fit from a broken one. Three Dask fits were within 0.013
-    (average precision) and 0.012 (cross-validated mean IoU) of local seed 0.
+    at this file's settings (2026-12-06, docs/BENCHMARKS.md; two runs, with
+    the default spec before and after its larger context): across local
+    seeds 0-4 the held-out maps' average precision spans 0.013 to 0.022, the
+    cross-validated mean IoU 0.063 to 0.079 (2 folds of 8 scenes) and the
+    masks' mean IoU 0.076 to 0.085 (the per-image threshold amplifies small
+    differences in the map), so the first tells a working Dask fit from a
+    broken one and the second only a badly broken one. Three Dask fits per
+    run were within 0.013 (average precision) and 0.048 (cross-validated
+    mean IoU) of local seed 0.
     """
     local = RoadModel.load(local_run / "model")
     model = train(local_run / "feat", tmp_path / "model", CPU, params=PARAMS, quiet=True,
                   client=client, folds=FOLDS)
     for key in ("folds", "scored_images"):
         assert model.card["validation"][key] == local.card["validation"][key]
-    assert model.card["gbm"] == local.card["gbm"] and model.card["gbm"]["n_estimators"] == 150
+    assert model.card["gbm"] == local.card["gbm"] and model.card["gbm"]["n_estimators"] == 60
     for name in ("model.txt", "context_model.txt"):
         assert (tmp_path / "model" / name).read_text().startswith("tree")
     cv_dask, cv_local = (m.card["validation"]["mean_iou"] for m in (model, local))
-    assert abs(cv_dask - cv_local) <= 0.05, (cv_dask, cv_local)
+    assert abs(cv_dask - cv_local) <= 0.10, (cv_dask, cv_local)
     ap_dask, ap_local = (_heldout_ap(m, local_run / "heldout") for m in (model, local))
     assert ap_local > 0.7 and abs(ap_dask - ap_local) <= 0.03, (ap_dask, ap_local)
 
