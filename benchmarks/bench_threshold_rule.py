@@ -33,17 +33,13 @@ from roadfeat.calibration import (IoUCurve, confident_share, expected_iou_thresh
 from roadfeat.io import write_json_atomic  # noqa: E402
 
 
-def _share(p, low, high):
-    n = np.count_nonzero(p >= low)
-    return np.count_nonzero(p >= high) / n if n else 0.0
-
-
 #: name -> statistic of a calibrated map (the first is roadfeat's).
 STATISTICS = {
     "share >= 0.6 of >= 0.3 (confident_share)": confident_share,
-    "share >= 0.8 of >= 0.3": lambda p: _share(p, 0.3, 0.8),
-    "share >= 0.8 of >= plug-in threshold": lambda p: _share(p, expected_iou_threshold(p), 0.8),
-    "share >= 0.9 of >= 0.5": lambda p: _share(p, 0.5, 0.9),
+    "share >= 0.8 of >= 0.3": lambda p: confident_share(p, 0.3, 0.8),
+    "share >= 0.8 of >= plug-in threshold":
+        lambda p: confident_share(p, expected_iou_threshold(p), 0.8),
+    "share >= 0.9 of >= 0.5": lambda p: confident_share(p, 0.5, 0.9),
     "mean probability": lambda p: float(np.mean(p)),
     "plug-in threshold": expected_iou_threshold,
 }

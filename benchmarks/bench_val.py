@@ -77,7 +77,7 @@ def variants(model: RoadModel, rule_from: RoadModel | None = None, rule_name: st
     if model.card.get("calibration") and not model.adapt:
         # The learned shift was fit on calibrated maps, so it is not applied here.
         out["no calibration"] = ("uncalibrated", PLUG_IN, post)
-    if model.threshold_rule != ThresholdRule():
+    if not model.threshold_rule.plain:
         out["plug-in threshold (no learned shift)"] = (out["default"][0], PLUG_IN, post)
     if rule_from is not None:
         out[f"threshold rule of {rule_name}"] = (out["default"][0], rule_from.threshold_rule, post)

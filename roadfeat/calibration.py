@@ -130,11 +130,11 @@ _LOWEST, _HIGHEST = 0.02, 0.98
 CURVE_BINS = 1000
 
 
-def confident_share(prob) -> float:
-    """Share of the pixels with ``prob >= 0.3`` that have ``prob >= 0.6`` (0 if none)."""
+def confident_share(prob, likely: float = CONFIDENT[0], confident: float = CONFIDENT[1]) -> float:
+    """Share of the pixels with ``prob >= likely`` that have ``prob >= confident`` (0 if none)."""
     p = np.asarray(prob)
-    likely = int(np.count_nonzero(p >= CONFIDENT[0]))
-    return int(np.count_nonzero(p >= CONFIDENT[1])) / likely if likely else 0.0
+    n = int(np.count_nonzero(p >= likely))
+    return int(np.count_nonzero(p >= confident)) / n if n else 0.0
 
 
 @dataclass(frozen=True)
