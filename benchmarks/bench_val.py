@@ -32,7 +32,9 @@ Prints the challenge's score (mean per-image IoU), pooled IoU, precision
 and recall per variant, and writes per-tile IoU to JSON. ``--overlays``
 writes one overlay per tile and a contact sheet of them all, and one of
 ``--sheet-tiles`` tiles evenly spread from the worst to the best (the page
-in docs/RESULTS.md).
+in docs/RESULTS.md). ``--maps DIR`` keeps each tile's default map
+and its threshold as ``DIR/<id>.npz``, so that what follows the map can be
+measured again without computing it.
 """
 
 from __future__ import annotations
@@ -101,6 +103,15 @@ def hindsight(prob: np.ndarray, truth: np.ndarray, grid=HINDSIGHT_GRID):
     return float(grid[best]), scored[best]
 
 
+def save_map(path: Path, prob: np.ndarray, threshold: float) -> None:
+    """``prob`` and its ``threshold`` in one ``.npz``, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, prob=np.asarray(prob), threshold=threshold)
+    tmp.replace(path)
+
+
 def contact_sheet(paths: list[Path], out: Path, cols: int = 4, width: int = 1536) -> None:
     """One JPEG of overlay images in a grid, for docs."""
     from PIL import Image
@@ -128,6 +139,8 @@ def main(argv=None) -> int:
                     help="tiles on the worst-to-best contact sheet (with --overlays)")
     ap.add_argument("--rule-from", default=None,
                     help="also score the maps at this model's learned threshold rule")
+    ap.add_argument("--maps", default=None,
+                    help="folder for each tile's default map and threshold (<id>.npz)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if a.sheet_tiles < 1:
@@ -184,6 +197,8 @@ def main(argv=None) -> int:
         shown = table["default"][0]
         t, counts[HINDSIGHT][k] = hindsight(maps[shown], truth)
         thresholds[k] = {"rule": rules[shown], "hindsight": t}
+        if a.maps:
+            save_map(Path(a.maps) / f"{k}.npz", maps[shown], rules[shown])
 
     result = {"date": datetime.date.today().isoformat(), "model": str(Path(a.model).resolve()),
               "validation_folder": str(Path(a.val)), "tiles": ids,

@@ -44,3 +44,12 @@ def test_a_missing_model_folder_is_a_one_line_error(tmp_path, capsys):
     assert bench.main(["--model", str(tmp_path / "nope"), "--val", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope" in err and "model folder not found" in err
+
+
+def test_a_saved_map_reloads_exactly_with_its_threshold(tmp_path):
+    prob = np.random.default_rng(0).random((5, 7)).astype(np.float32)
+    bench.save_map(tmp_path / "maps" / "1.npz", prob, 0.4125)
+    saved = np.load(tmp_path / "maps" / "1.npz")
+    assert saved["prob"].dtype == np.float32 and np.array_equal(saved["prob"], prob)
+    assert float(saved["threshold"]) == 0.4125
+    assert [p.name for p in (tmp_path / "maps").iterdir()] == ["1.npz"]  # no .part left

@@ -61,6 +61,19 @@ def test_lab_matches_skimage():
     np.testing.assert_allclose(np.stack([L, a, b], -1), ref, atol=0.05)
 
 
+def test_luminance_is_the_same_float32_sum_on_every_cpu():
+    # Each product and sum rounded once, in this order: no BLAS kernel (which
+    # fuses multiply-adds on some CPUs and not on others) decides the last bit.
+    rgb = rng.random((33, 47, 3)).astype(np.float32)
+    w = [np.float32(0.299), np.float32(0.587), np.float32(0.114)]
+    expected = (rgb[..., 0] * w[0] + rgb[..., 1] * w[1]) + rgb[..., 2] * w[2]
+    lum = colour_channel(rgb, "lum")
+    assert lum.dtype == np.float32 and np.array_equal(lum, expected)
+    fused = (rgb[..., 2].astype(np.float64) * w[2]
+             + (rgb[..., 1].astype(np.float64) * w[1] + rgb[..., 0] * w[0]).astype(np.float32))
+    assert not np.array_equal(lum, fused.astype(np.float32))  # the check can tell them apart
+
+
 def test_colour_unknown_channel():
     with pytest.raises(KeyError, match="unknown colour channel"):
         colour_channel(np.zeros((4, 4, 3), np.float32), "ndvi")

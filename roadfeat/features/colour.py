@@ -62,7 +62,10 @@ def colour_channel(rgb, name: str):
     if name in ("r", "g", "b"):
         out = rgb[..., "rgb".index(name)]
     elif name == "lum":
-        out = rgb @ xp.asarray([0.299, 0.587, 0.114], dtype=xp.float32)
+        # Elementwise, not ``rgb @ w``: BLAS kernels differ by CPU (FMA or not), and
+        # a last-bit difference here changed every tree of a rebuilt model.
+        r, g, b = (rgb[..., i] for i in range(3))
+        out = r * xp.float32(0.299) + g * xp.float32(0.587) + b * xp.float32(0.114)
     elif name in ("sat", "val", "hue_cos", "hue_sin"):
         hc, hs, s, v = rgb_to_hsv(rgb)
         out = {"sat": s, "val": v, "hue_cos": hc, "hue_sin": hs}[name]
