@@ -5,7 +5,8 @@
     python benchmarks/bench_post_variants.py --maps bench_out/maps_NAME
 
 Each variant starts from the default mask (:func:`roadfeat.postprocess.postprocess`
-at the map's own threshold) and changes it; the table gives mean per-image
+with the default :class:`~roadfeat.postprocess.PostParams`, at the map's own
+threshold) and changes it; the table gives mean per-image
 IoU, pooled IoU, precision and recall, and each variant's per-tile
 difference from the default (mean ± standard error, tiles up / down). No
 map is computed again, so a variant costs seconds.
@@ -23,7 +24,7 @@ from skimage.morphology import skeletonize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from roadfeat.io import read_mask  # noqa: E402
+from roadfeat.io import InputError, read_mask  # noqa: E402
 from roadfeat.metrics import confusion, summarise  # noqa: E402
 from roadfeat.postprocess import PostParams, postprocess  # noqa: E402
 
@@ -94,9 +95,16 @@ def main(argv=None) -> int:
         return 2
     counts = {name: [] for name in VARIANTS}
     for path in paths:
-        saved = np.load(path)
-        prob, t = saved["prob"], float(saved["threshold"])
-        truth = read_mask(Path(a.val) / f"{path.stem}_mask.png", prob.shape)
+        try:
+            with np.load(path) as saved:
+                prob, t = saved["prob"], float(saved["threshold"])
+            truth = read_mask(Path(a.val) / f"{path.stem}_mask.png", prob.shape)
+        except InputError as exc:
+            print(f"bench_post_variants: {exc}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"bench_post_variants: {path}: not a saved map ({exc})", file=sys.stderr)
+            return 2
         mask = postprocess(prob, t, PostParams(), a.gsd)
         for name, variant in VARIANTS.items():
             counts[name].append(confusion(variant(mask, prob, t), truth))

@@ -51,3 +51,17 @@ def test_no_maps_is_a_one_line_error(tmp_path, capsys):
     assert bench.main(["--maps", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path) in err
+
+
+def test_a_map_without_its_mask_is_a_one_line_error(tmp_path, capsys):
+    np.savez_compressed(tmp_path / "7.npz", prob=np.zeros((4, 4), np.float32), threshold=0.5)
+    assert bench.main(["--maps", str(tmp_path), "--val", str(tmp_path / "val")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "7_mask.png" in err
+
+
+def test_a_broken_map_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "7.npz").write_bytes(b"not a zip")
+    assert bench.main(["--maps", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "7.npz" in err
