@@ -152,6 +152,12 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"bench_val: {exc}", file=sys.stderr)
         return 2
+    if a.maps:
+        try:  # before an hour of maps, not after
+            Path(a.maps).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"bench_val: {a.maps}: cannot write maps there ({exc.strerror})", file=sys.stderr)
+            return 2
     cpu = get_backend("cpu")
     images, errors = find_images(a.val)
     if errors or not images:

@@ -53,3 +53,13 @@ def test_a_saved_map_reloads_exactly_with_its_threshold(tmp_path):
     assert saved["prob"].dtype == np.float32 and np.array_equal(saved["prob"], prob)
     assert float(saved["threshold"]) == 0.4125
     assert [p.name for p in (tmp_path / "maps").iterdir()] == ["1.npz"]  # no .part left
+
+
+def test_a_maps_folder_that_cannot_be_made_is_a_one_line_error_before_any_tile(tmp_path, capsys):
+    from roadfeat.model import DEFAULT_MODEL
+
+    (tmp_path / "file").write_text("")
+    code = bench.main(["--model", str(DEFAULT_MODEL), "--val", str(tmp_path / "none"),
+                       "--maps", str(tmp_path / "file" / "maps")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot write maps there" in err
