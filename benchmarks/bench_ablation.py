@@ -128,6 +128,11 @@ VARIANTS: dict[str, dict] = {
         {"kind": "line", "sources": ["exg"], "lengths": [21, 41], "n_orient": 12}]},
     "add-gabor-sat": {"add": [
         {"kind": "gabor", "sources": ["sat"], "wavelengths": [8, 16], "n_orient": 8}]},
+    # The regularisers chosen on 8 to 10 training tiles, measured again with many.
+    "plain-trees": {"gbm": {"extra_trees": False}},
+    "colsample0.8": {"gbm": {"colsample_bytree": 0.8}},
+    "minchild20": {"gbm": {"min_child_samples": 20}},
+    "minchild400": {"gbm": {"min_child_samples": 400}},
 }
 
 

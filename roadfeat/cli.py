@@ -32,7 +32,8 @@ def _common(p: argparse.ArgumentParser, device=True, seed=True, dask=False):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import DEFAULT_FOLDS, FOLDS_WHEN_MANY, MANY_IMAGES, ROW_BUDGET, GBMParams
+    from .train import (DEFAULT_FOLDS, FOLDS_WHEN_MANY, MANY_IMAGES, MAPS_PER_FOLD,
+                        ROW_BUDGET, GBMParams)
 
     ap = argparse.ArgumentParser(prog="roadfeat", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=ROW_BUDGET,
                    help="training rows in all, an equal share of each image's sampled rows "
                         f"(default {ROW_BUDGET}; 0: every extracted row)")
+    p.add_argument("--map-images", type=int, default=MAPS_PER_FOLD, metavar="N",
+                   help="images per fold whose out-of-fold maps train the context stage "
+                        f"and fit the calibration (default {MAPS_PER_FOLD})")
     p.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: all)")
     p.add_argument("--n-estimators", type=int, default=None,
                    help=f"most boosting rounds (default {GBMParams.n_estimators})")
@@ -194,6 +198,9 @@ def _check_sizes(a) -> None:
     max_rows = getattr(a, "max_rows", None)
     if max_rows is not None and max_rows < 0:
         raise InputError("--max-rows", f"must be 0 (every row) or more, not {max_rows}")
+    map_images = getattr(a, "map_images", None)
+    if map_images is not None and map_images < 1:
+        raise InputError("--map-images", f"must be 1 or more, not {map_images}")
     lr = getattr(a, "learning_rate", None)
     if lr is not None and not 0 < lr <= 1:
         raise InputError("--learning-rate", f"must be in (0, 1], not {lr}")
@@ -256,7 +263,7 @@ def cmd_train(a) -> int:
                   folds=a.folds, threads=a.threads, quiet=a.quiet, client=a.client,
                   adapt=AdaptParams() if a.adapt and not a.no_adapt else None,
                   extra_features=a.extra_features,
-                  row_budget=a.max_rows or None)
+                  row_budget=a.max_rows or None, maps_per_fold=a.map_images)
     card, val = model.card, model.card["validation"]
     rounds = f"{card['n_rounds']}" + (f" + {card['context_rounds']} context"
                                       if "context_rounds" in card else "")

@@ -3,7 +3,8 @@
 Validation uses whole held-out images, never random pixels of the training
 images. The images are split into K folds; a model fit on the other folds
 (with early stopping on the held-out fold's rows) predicts the probability
-map of each held-out image, so every training image gets an out-of-fold map.
+map of each held-out image, up to :data:`MAPS_PER_FOLD` of them per fold (its
+trees compiled first when they map many, as at prediction).
 
 With a context stage in the spec (auto-context, Tu & Bai 2010), the second
 booster is trained on rows of image features plus context features of those
@@ -41,6 +42,7 @@ from . import __version__
 from .adapt import AdaptParams, adapt as adapt_map
 from .backend import Backend, to_host
 from .calibration import IoUCurve, PlattCounts, apply_platt, fit_threshold_rule
+from .compiled_trees import attach
 from .extract import MANIFEST, load_rows
 from .features import (SpecError, apply_support, compute_context, compute_features,
                        context_names, has_context, validate_spec, without_context)
@@ -56,10 +58,17 @@ log = logging.getLogger("roadfeat")
 
 # Out-of-fold maps are costly (features of the whole image): this many
 # images per fold fit the calibration, train the context stage and score.
-MAX_SCORED_PER_FOLD = 20
+# 40 rather than 20: +0.0145 mean IoU on the validation split (the context
+# stage and the threshold rule learn from 160 images, not 80; docs/RESULTS.md).
+MAPS_PER_FOLD = 40
 # Fixed thresholds (on the calibrated probability) scored in validation, for the card.
 FIXED_THRESHOLDS = tuple(float(round(t, 2)) for t in np.arange(0.05, 0.61, 0.05))
 CHECKPOINTS = ".folds"
+#: A fold model that maps at least this many images is compiled first
+#: (:mod:`roadfeat.compiled_trees`, as at prediction): LightGBM's own predict
+#: takes 3 to 7 s per 1024² tile for 250 to 400 trees, and a compile about as
+#: long as ten of those.
+COMPILE_FROM_MAPS = 10
 #: Image folds of validation. Each fold's model, whose out-of-fold maps train
 #: the context stage and fit the calibration, should be as close as can be
 #: to the final model fit on all images: 8 folds (leave-one-out up to 8
@@ -73,7 +82,7 @@ FOLDS_WHEN_MANY = 4
 #: rows): bounds the time and memory of a fit whatever the number of images.
 ROW_BUDGET = 2_000_000
 # Bumped when a fold checkpoint changes, so older ones are redone.
-CHECKPOINT_FORMAT = 3
+CHECKPOINT_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -248,9 +257,9 @@ def _versions() -> dict:
 
 
 def _fold_key(manifest_key: str, ids, folds, params: GBMParams, post: PostParams,
-              seed: int, how: str, spec: dict) -> str:
+              seed: int, how: str, spec: dict, maps_per_fold: int) -> str:
     blob = json.dumps([manifest_key, sorted(ids), folds, asdict(params), post.to_dict(), seed, how,
-                       spec, MAX_SCORED_PER_FOLD, CHECKPOINT_FORMAT],
+                       spec, maps_per_fold, CHECKPOINT_FORMAT],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -291,11 +300,15 @@ class _Fit:
     quiet: bool
     client: object
     folds: list
+    maps_per_fold: int = MAPS_PER_FOLD
+    #: Where fold models are compiled (None: LightGBM predicts their maps).
+    compile_dir: Path | None = None
 
     def __post_init__(self):
-        # The images each fold scores (all of them up to MAX_SCORED_PER_FOLD).
+        # The images each fold scores (all of them up to maps_per_fold); a
+        # larger number keeps the smaller one's images and adds to them.
         self.scored = [sorted(np.random.default_rng(self.seed + i).permutation(f)
-                              [:MAX_SCORED_PER_FOLD]) for i, f in enumerate(self.folds)]
+                              [:self.maps_per_fold]) for i, f in enumerate(self.folds)]
 
     def fit(self, X, y, eval_set=None, n_estimators=None, desc="boosting"):
         return fit(X, y, self.params, self.seed, self.learner, eval_set, n_estimators,
@@ -312,6 +325,11 @@ class _Fit:
         context stage and sees the image features plus that map's context.
         """
         out = {}
+        if self.compile_dir is not None and len(self.scored[i]) >= COMPILE_FROM_MAPS:
+            # Compiled into the checkpoint folder, which training removes at the end.
+            where = self.compile_dir / f"{stage.replace(' ', '')}-fold-{i}"
+            where.mkdir(parents=True, exist_ok=True)
+            attach(booster, where)
         for k in progress(self.scored[i], f"{stage}, fold {i + 1}/{len(self.folds)}", self.quiet):
             path = self.images[k]["image"]
             stack = compute_features(read_image(path), self.spec, self.backend, self.gsd)
@@ -387,14 +405,18 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
           threads: int | None = None, quiet: bool = False,
           image_ids: list | None = None, client=None,
           adapt: AdaptParams | None = None, extra_features=None,
-          row_budget: int | None = ROW_BUDGET) -> RoadModel:
+          row_budget: int | None = ROW_BUDGET,
+          maps_per_fold: int = MAPS_PER_FOLD) -> RoadModel:
     """Train a road model from a features folder and save it to ``out_dir``.
 
     ``folds`` is the number of image folds used to choose the number of
     rounds, train the context stage and fit the calibration (fewer than 2
     images: one stage, no calibration, threshold 0.5; None:
     :func:`default_folds`). ``row_budget`` caps the training rows in all,
-    an equal share of each image's sampled rows (None: every row). ``image_ids``
+    an equal share of each image's sampled rows (None: every row).
+    ``maps_per_fold`` is how many of each fold's images get an out-of-fold
+    map: those maps train the context stage, fit the calibration and the
+    threshold rule, and are scored. ``image_ids``
     restricts training to some of the folder's images (for
     cross-validation); by default all are used. ``adapt`` is the per-image
     self-training that prediction applies (None: none); it needs the
@@ -464,12 +486,12 @@ def train(features_dir, out_dir, backend: Backend, params: GBMParams = GBMParams
         X, y = np.concatenate([X, eX]), np.concatenate([y, ey])
         groups, idx = np.concatenate([groups, egroups + len(ids)]), np.concatenate([idx, eidx])
     f = _Fit(ids + extra_ids, X, y, groups, idx, images, spec, params, seed, learner, threads,
-             backend, gsd, quiet, client, image_folds_)
+             backend, gsd, quiet, client, image_folds_, maps_per_fold, out_dir / CHECKPOINTS)
     val, n_rounds, context = {}, params.n_estimators, None
     if image_folds_:
         key = _fold_key(manifest.get("key", "") + extra_key, f.ids, image_folds_, params, post,
                         seed, f"{learner}/{'dask' if client is not None else 'local'}"
-                        f"/rows {per_image}", spec)
+                        f"/rows {per_image}", spec, maps_per_fold)
         state = out_dir / CHECKPOINTS
         k = len(image_folds_)
         s1 = [_checkpointed(state / f"stage1-fold-{i}.npz", key, lambda i=i: _stage1_fold(f, i))

@@ -317,6 +317,7 @@ def test_changed_image_or_mask_is_redone_not_reused(plain_model, synth_dirs, tmp
 
 @pytest.mark.parametrize("args, flag", [(["--folds", "-1"], "--folds"),
                                         (["--max-rows", "-5"], "--max-rows"),
+                                        (["--map-images", "0"], "--map-images"),
                                         (["--learning-rate", "0"], "--learning-rate"),
                                         (["--learning-rate", "1.5"], "--learning-rate")])
 def test_bad_train_settings_are_one_line_errors_before_any_work(tmp_path, capsys, args, flag):

@@ -25,6 +25,45 @@ def test_validation_scores_every_training_image_out_of_fold(trained):
     assert val["mean_iou"] == pytest.approx(np.mean(list(val["per_image_iou"].values())))
 
 
+def test_map_images_sets_how_many_images_each_fold_maps(trained, tmp_path):
+    scored = {}
+    for n in (2, 3):
+        assert main(["train", "--features", str(trained / "feat"), "--out", str(tmp_path / f"m{n}"),
+                     "--device", "cpu", "--threads", "2", "--quiet", "--folds", "2",
+                     "--map-images", str(n)]) == 0
+        card = json.loads((tmp_path / f"m{n}" / "card.json").read_text())
+        scored[n] = card["validation"]["scored_images"]
+        assert len(scored[n]) == 2 * n
+        assert card["calibration"]["fit_on"] == f"out-of-fold maps of {2 * n} training images"
+        assert card["threshold_rule"]["fit_on"] == card["calibration"]["fit_on"]
+    # More maps per fold keep the fewer maps' images.
+    assert set(scored[2]) < set(scored[3])
+
+
+def test_fold_models_that_map_many_images_are_compiled(trained, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("lleaves")
+    import roadfeat.train as train_module
+
+    cards = {}
+    for compile_from in (4, 3):  # 3 maps per fold: LightGBM's predict, then compiled trees
+        monkeypatch.setattr(train_module, "COMPILE_FROM_MAPS", compile_from)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="roadfeat"):
+            assert main(["train", "--features", str(trained / "feat"), "--out",
+                         str(tmp_path / f"m{compile_from}"), "--device", "cpu", "--threads", "2",
+                         "--quiet", "--folds", "2", "--map-images", "3"]) == 0
+        compiled = [r.getMessage() for r in caplog.records if "compiling" in r.getMessage()]
+        assert len(compiled) == (0 if compile_from == 4 else 4)  # 2 folds x 2 stages
+        # Into the checkpoint folder, which training then removes; not the user's cache.
+        assert all(str(tmp_path / f"m{compile_from}" / ".folds") in m for m in compiled)
+        assert not (tmp_path / f"m{compile_from}" / ".folds").exists()
+        cards[compile_from] = json.loads((tmp_path / f"m{compile_from}" / "card.json").read_text())
+    # The compiled trees score as LightGBM does (within 1e-5), so validation agrees.
+    lgbm, comp = (cards[k]["validation"] for k in (4, 3))
+    assert lgbm["best_iterations"] == comp["best_iterations"]
+    assert comp["mean_iou"] == pytest.approx(lgbm["mean_iou"], abs=0.01)
+
+
 def test_default_boosters_are_extra_trees(trained):
     card = json.loads((trained / "model" / "card.json").read_text())
     assert card["gbm"]["extra_trees"] is True
